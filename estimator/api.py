@@ -1,0 +1,86 @@
+"""The two pure entry points the CLI and the TUI share: ``estimate`` and ``plan``."""
+
+from __future__ import annotations
+
+import math
+
+from servewise.estimator.budget import memory_estimate
+from servewise.estimator.context import Context, build_context, check_parallelism
+from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
+from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
+
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
+
+
+def default_memory_fraction(ctx: Context) -> float:
+    d = ctx.engine.memory_knob.default
+    return d if d is not None else 0.9
+
+
+def estimate(profile: Profile) -> Estimate:
+    """Memory (and, where modelled, performance) of the configuration pinned in ``profile.plan``."""
+    if profile.plan is None:
+        raise ValueError("estimate needs a profile with a plan")
+    ctx = build_context(profile)
+    return estimate_in_context(ctx, profile.plan)
+
+
+def estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
+    common = dict(model=ctx.model.id, gpu=ctx.hardware.gpu.id, engine=ctx.engine_name,
+                  engine_version=ctx.engine.version, gpus=plan.gpus, max_model_len=ctx.max_model_len, plan=plan)
+    assumptions = _assumptions(ctx)
+    if isinstance(plan, AggPlan):
+        check_parallelism(ctx, plan.worker)
+        m = memory_estimate(ctx, plan.worker)
+        reason = None if m.feasible else m.overflow.message  # type: ignore[union-attr]
+        return Estimate(feasible=m.feasible, reason=reason, mode="agg", memory=m, assumptions=assumptions,
+                        provenance={"memory": "servewise memory model"}, **common)
+    roles: dict[str, RoleEstimate] = {}
+    for role, w in (("prefill", plan.prefill), ("decode", plan.decode)):
+        check_parallelism(ctx, w, role)
+        roles[role] = RoleEstimate(worker=w, gpu=w.gpu or ctx.hardware.gpu.id, memory=memory_estimate(ctx, w))
+    bad = [f"{r}: {e.memory.overflow.message}" for r, e in roles.items() if e.memory.overflow]
+    return Estimate(feasible=not bad, reason="; ".join(bad) or None, mode="disagg", roles=roles,
+                    assumptions=assumptions, provenance={"memory": "servewise memory model"}, **common)
+
+
+def _assumptions(ctx: Context) -> list[str]:
+    p = ctx.profile
+    return [f"weights {ctx.model.weights.name} ({ctx.model.source}), KV cache {p.model.kv_cache_dtype}",
+            f"{ctx.engine_name} {ctx.engine.version}: {ctx.engine.memory_knob.flag} is a fraction of "
+            f"{'total memory' if ctx.engine.memory_knob.of == 'total' else 'the memory free after loading'}",
+            f"GPU memory {ctx.hardware.memory_bytes / 1024**3:.2f} GiB per GPU (CUDA-visible)"]
+
+
+def plan(profile: Profile) -> PlanResult:
+    """Choose a configuration for ``profile``'s inputs (aggregated: the smallest TP that holds the
+    workload's concurrency; replicas fill the GPUs)."""
+    ctx = build_context(profile)
+    hw, wl = ctx.hardware, profile.workload
+    seq_tokens = wl.isl + wl.osl
+    conc = wl.load.concurrency or 1
+    fraction = default_memory_fraction(ctx)
+    tried: list[str] = []
+    chosen = None
+    tps = [t for t in (1, 2, 4, 8, 16) if t <= min(hw.gpus_per_node, hw.total_gpus)]
+    for tp in tps:
+        if ctx.model.arch.num_attention_heads % tp:
+            continue
+        replicas = hw.total_gpus // tp
+        seqs = max(1, math.ceil(conc / replicas))
+        worker = Worker(tp=tp, max_num_seqs=seqs, max_num_batched_tokens=max(DEFAULT_MAX_NUM_BATCHED_TOKENS, 1),
+                        gpu_memory_utilization=fraction)
+        m = memory_estimate(ctx, worker)
+        if m.feasible and m.kv_cache_tokens >= seqs * seq_tokens:
+            chosen = AggPlan(replicas=replicas, worker=worker)
+            break
+        tried.append(f"TP{tp}: " + (m.overflow.message if m.overflow else
+                                    f"KV cache holds {m.kv_cache_tokens} tokens, {seqs} x {seq_tokens} needed"))
+    common = dict(model=ctx.model.id, gpu=hw.gpu.id, engine=ctx.engine_name, engine_version=ctx.engine.version,
+                  gpus=hw.total_gpus, max_model_len=ctx.max_model_len, objective=profile.search.objective)
+    if chosen is None:
+        return PlanResult(feasible=False, reason="no tensor-parallel size fits: " + "; ".join(tried), **common)
+    est = estimate_in_context(ctx, chosen)
+    cand = Candidate(mode="agg", plan=chosen, gpus_used=chosen.gpus, meets_sla=True, score=0.0)
+    return PlanResult(feasible=True, chosen=cand, best={"agg": cand}, candidates={"agg": [cand]},
+                      chosen_estimate=est, assumptions=est.assumptions, **common)

@@ -1,0 +1,236 @@
+"""Model architecture: a frozen description parsed from a Hugging Face ``config.json``.
+
+The catalog stores the same fields verbatim, so catalog, Hub and local models share
+``ModelArch.from_hf_config``. Derived quantities (parameter counts, KV bytes per token,
+FLOPs per token) are small functions below, each with its formula in the docstring.
+Counts are in parameters; bytes come from ``servewise.estimator.quant``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from servewise.perfdata.errors import DataError
+
+LayerKind = Literal["full", "sliding", "linear"]
+"""full: attention over the whole context; sliding: attention over the last ``sliding_window``
+tokens; linear: recurrent / linear-attention state (Mamba, Gated DeltaNet) with a fixed-size state."""
+
+
+class UnsupportedArchitectureError(DataError):
+    """A config servewise cannot model correctly; refused rather than approximated."""
+
+
+@dataclass(frozen=True)
+class MoE:
+    num_experts: int
+    top_k: int
+    expert_intermediate: int
+    num_shared_experts: int = 0
+    shared_intermediate: int = 0          # total intermediate width of the shared expert(s)
+    dense_layers: tuple[int, ...] = ()     # layer indices that use a dense MLP instead of experts
+    dense_intermediate: int = 0
+    expert_bias: bool = False              # gpt-oss experts carry biases
+    router_bias: bool = False
+    shared_expert_gate: bool = False       # Qwen2-MoE gates its shared expert with a hidden->1 projection
+
+
+@dataclass(frozen=True)
+class MLA:
+    """DeepSeek multi-head latent attention ranks (config: q_lora_rank, kv_lora_rank, qk_*_head_dim)."""
+
+    q_lora_rank: int | None
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+
+@dataclass(frozen=True)
+class ModelArch:
+    """What servewise needs of a decoder-only language model (multimodal: its text part)."""
+
+    model_type: str
+    architectures: tuple[str, ...]
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    max_position_embeddings: int
+    tie_word_embeddings: bool
+    layer_kinds: tuple[LayerKind, ...]
+    sliding_window: int | None = None
+    moe: MoE | None = None
+    mla: MLA | None = None
+    attention_bias: bool = False           # biases on q/k/v (Qwen2) and o where o_bias
+    o_bias: bool = False
+    qk_norm: bool = False                  # per-head RMSNorm on q and k (Qwen3, Gemma3)
+    norms_per_layer: int = 2               # Gemma2/3 use 4 (pre/post attention and MLP)
+    attention_sinks: bool = False          # gpt-oss: one learned sink logit per head
+    gated_mlp: bool = True
+    vision_params: int = 0                 # parameters outside the language model (vision tower, projector)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- parsing
+    @classmethod
+    def from_hf_config(cls, config: Mapping[str, Any]) -> ModelArch:
+        from servewise.estimator.hf_config import parse_hf_config
+
+        return parse_hf_config(config)
+
+    # ----------------------------------------------------------------- shape facts
+    @property
+    def is_moe(self) -> bool:
+        return self.moe is not None
+
+    @property
+    def is_mla(self) -> bool:
+        return self.mla is not None
+
+    @property
+    def q_size(self) -> int:
+        """Width of the query projection output: heads x head_dim (MLA: heads x (nope + rope))."""
+        if self.mla:
+            return self.num_attention_heads * (self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim)
+        return self.num_attention_heads * self.head_dim
+
+    @property
+    def attn_out_size(self) -> int:
+        """Width of the attention output before o_proj: heads x head_dim (MLA: heads x v_head_dim)."""
+        if self.mla:
+            return self.num_attention_heads * self.mla.v_head_dim
+        return self.num_attention_heads * self.head_dim
+
+    def layer_is_moe(self, i: int) -> bool:
+        return self.moe is not None and i not in self.moe.dense_layers
+
+    @property
+    def num_moe_layers(self) -> int:
+        return sum(self.layer_is_moe(i) for i in range(self.num_layers))
+
+    @property
+    def num_attention_layers(self) -> int:
+        return sum(k != "linear" for k in self.layer_kinds)
+
+    # ----------------------------------------------------------------- parameter counts
+    def attention_params_per_layer(self) -> int:
+        """q, k, v, o projections (+ biases, q/k norms, sinks, MLA down/up projections and norms).
+
+        GQA: h*(q) + 2*h*(kv_heads*head_dim) + (heads*head_dim)*h.
+        MLA: [h*q_lora + q_lora + q_lora*heads*(nope+rope)] or h*heads*(nope+rope)
+             + h*(kv_lora + rope) + kv_lora + kv_lora*heads*(nope + v) + heads*v*h.
+        """
+        h = self.hidden_size
+        if self.mla:
+            m = self.mla
+            qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+            if m.q_lora_rank:
+                q = h * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * self.num_attention_heads * qk
+            else:
+                q = h * self.num_attention_heads * qk
+            kv = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank
+            kv += m.kv_lora_rank * self.num_attention_heads * (m.qk_nope_head_dim + m.v_head_dim)
+            return q + kv + self.attn_out_size * h
+        kv_size = self.num_kv_heads * self.head_dim
+        n = h * self.q_size + 2 * h * kv_size + self.attn_out_size * h
+        if self.attention_bias:
+            n += self.q_size + 2 * kv_size
+        if self.o_bias:
+            n += h
+        if self.qk_norm:
+            n += 2 * self.head_dim
+        if self.attention_sinks:
+            n += self.num_attention_heads
+        return n
+
+    def dense_mlp_params(self, intermediate: int) -> int:
+        """Gated MLP (gate, up, down): 3*h*i; plain MLP: 2*h*i."""
+        return (3 if self.gated_mlp else 2) * self.hidden_size * intermediate
+
+    def expert_params(self) -> int:
+        """One routed expert: a gated MLP of width ``expert_intermediate`` (+ biases for gpt-oss)."""
+        assert self.moe
+        n = self.dense_mlp_params(self.moe.expert_intermediate)
+        if self.moe.expert_bias:
+            n += 2 * self.moe.expert_intermediate + self.hidden_size
+        return n
+
+    def moe_nonexpert_params_per_layer(self) -> int:
+        """Router (h*E [+E]), shared experts (3*h*shared_i) and the Qwen2-MoE shared gate (h)."""
+        assert self.moe
+        m = self.moe
+        n = self.hidden_size * m.num_experts + (m.num_experts if m.router_bias else 0)
+        if m.shared_intermediate:
+            n += self.dense_mlp_params(m.shared_intermediate)
+        if m.shared_expert_gate:
+            n += self.hidden_size
+        return n
+
+    def mlp_params_per_layer(self, i: int) -> int:
+        if self.layer_is_moe(i):
+            assert self.moe
+            return self.moe.num_experts * self.expert_params() + self.moe_nonexpert_params_per_layer()
+        inter = self.moe.dense_intermediate if (self.moe and self.moe.dense_intermediate) else self.intermediate_size
+        return self.dense_mlp_params(inter)
+
+    def layer_params(self, i: int) -> int:
+        if self.layer_kinds[i] == "linear":
+            n = int(self.extra.get("linear_layer_params", 0))
+        else:
+            n = self.attention_params_per_layer()
+        return n + self.mlp_params_per_layer(i) + self.norms_per_layer * self.hidden_size
+
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size
+
+    def lm_head_params(self) -> int:
+        """0 when tied to the input embedding."""
+        return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
+
+    def total_params(self, include_vision: bool = True) -> int:
+        """Every parameter the checkpoint holds for the language model (+ vision tower if asked)."""
+        n = sum(self.layer_params(i) for i in range(self.num_layers))
+        n += self.embedding_params() + self.lm_head_params() + self.hidden_size  # final norm
+        return n + (self.vision_params if include_vision else 0)
+
+    def active_params(self) -> int:
+        """Parameters touched per token: routed experts counted top_k times, not num_experts times."""
+        if not self.moe:
+            return self.total_params(include_vision=False)
+        inactive = (self.moe.num_experts - self.moe.top_k) * self.expert_params() * self.num_moe_layers
+        return self.total_params(include_vision=False) - inactive
+
+    # ----------------------------------------------------------------- KV cache
+    def kv_elements_per_token_per_layer(self) -> int:
+        """Cached elements per token in one attention layer, whole model (no TP split).
+
+        MHA/GQA/MQA: 2 * num_kv_heads * head_dim (K and V).
+        MLA: kv_lora_rank + qk_rope_head_dim (the compressed latent and the shared rope key).
+        """
+        if self.mla:
+            return self.mla.kv_lora_rank + self.mla.qk_rope_head_dim
+        return 2 * self.num_kv_heads * self.head_dim
+
+    def kv_heads_per_gpu(self, tp: int) -> int:
+        """KV heads each TP rank holds: ceil(kv_heads / tp); heads are replicated when tp > kv_heads."""
+        return max(1, -(-self.num_kv_heads // tp))
+
+    def kv_elements_per_token_per_layer_per_gpu(self, tp: int) -> int:
+        """Per GPU under TP: GQA shards KV heads (replicating when tp exceeds them); the MLA latent
+        is replicated on every rank."""
+        if self.mla:
+            return self.kv_elements_per_token_per_layer()
+        return 2 * self.kv_heads_per_gpu(tp) * self.head_dim
+
+    def kv_layers(self, context_tokens: int | None = None) -> dict[LayerKind, int]:
+        """Number of layers of each kind that hold a KV cache."""
+        counts: dict[LayerKind, int] = {"full": 0, "sliding": 0}
+        for k in self.layer_kinds:
+            if k != "linear":
+                counts[k] += 1
+        return counts

@@ -1,0 +1,132 @@
+"""Result types of ``estimate`` and ``plan`` (serialised as the CLI's --json)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from servewise.profiles.schema import AggPlan, DisaggPlan, Worker
+
+Band = tuple[float, float]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Overflow(_Out):
+    """Which term does not fit, and by how much."""
+
+    term: str
+    bytes: int
+    message: str
+
+
+class MemoryEstimate(_Out):
+    """Per GPU of one worker, in bytes (keys: ARCHITECTURE.md section 3)."""
+
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    cuda_graph_bytes: int
+    other_bytes: int
+    total_bytes: int
+    budget_bytes: int
+    gpu_memory_bytes: int
+    memory_fraction: float
+    memory_fraction_of: Literal["total", "free_after_weights"]
+    kv_bytes_per_token: float
+    block_size_tokens: int
+    kv_cache_tokens: int
+    max_concurrency: float = Field(description="KV tokens / max_model_len")
+    max_concurrency_at_workload: float | None = Field(default=None, description="KV tokens / (isl + osl)")
+    max_context_tokens: int = Field(description="longest single request the KV cache holds")
+    estimated_max_model_len: int | None = Field(default=None, description="vLLM-style suggestion when one "
+                                                "max_model_len request does not fit")
+    feasible: bool
+    overflow: Overflow | None = None
+
+
+class PerfEstimate(_Out):
+    ttft_ms: float
+    ttft_ms_range: Band
+    tpot_ms: float
+    tpot_ms_range: Band
+    output_tokens_per_s: float
+    output_tokens_per_s_range: Band
+    output_tokens_per_s_per_gpu: float
+    output_tokens_per_s_per_gpu_range: Band
+    tokens_per_s_per_user: float
+    tokens_per_s_per_user_range: Band
+    requests_per_s: float
+    requests_per_s_range: Band
+    concurrency: float
+    kv_transfer_ms: float | None = None
+    dominant_terms: list[str] = Field(default_factory=list)
+    provenance: str = ""
+
+
+class RoleEstimate(_Out):
+    worker: Worker
+    gpu: str
+    memory: MemoryEstimate
+    perf: PerfEstimate | None = None
+
+
+class Estimate(_Out):
+    """One fixed configuration: memory breakdown + performance."""
+
+    feasible: bool
+    reason: str | None = None
+    mode: Literal["agg", "disagg"]
+    model: str
+    gpu: str
+    engine: str
+    engine_version: str
+    gpus: int
+    max_model_len: int
+    plan: AggPlan | DisaggPlan
+    memory: MemoryEstimate | None = None
+    roles: dict[str, RoleEstimate] | None = None
+    perf: PerfEstimate | None = None
+    assumptions: list[str] = Field(default_factory=list)
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+
+class Candidate(_Out):
+    """One configuration the search evaluated."""
+
+    mode: Literal["agg", "disagg"]
+    plan: AggPlan | DisaggPlan
+    gpus_used: int
+    meets_sla: bool
+    perf: PerfEstimate | None = None
+    score: float
+
+
+class Advice(_Out):
+    kind: Literal["relax_ttft", "relax_tpot", "more_gpus", "quantize_weights", "quantize_kv", "shorter_context",
+                  "other"]
+    message: str
+    value: float | str | None = None
+
+
+class PlanResult(_Out):
+    feasible: bool
+    reason: str | None = None
+    model: str
+    gpu: str
+    engine: str
+    engine_version: str
+    gpus: int
+    max_model_len: int
+    objective: str
+    chosen: Candidate | None = None
+    best: dict[str, Candidate | None] = Field(default_factory=dict)
+    candidates: dict[str, list[Candidate]] = Field(default_factory=dict)
+    pareto: list[Candidate] = Field(default_factory=list)
+    verdict: str | None = None
+    advice: list[Advice] = Field(default_factory=list)
+    chosen_estimate: Estimate | None = None
+    assumptions: list[str] = Field(default_factory=list)

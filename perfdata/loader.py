@@ -1,0 +1,44 @@
+"""Reading the YAML data files shipped inside the package (``importlib.resources``)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import yaml
+
+PACKAGE = "servewise.perfdata"
+
+
+def data_root() -> Traversable:
+    return resources.files(PACKAGE)
+
+
+def _walk(node: Traversable):
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.is_dir():
+            yield from _walk(child)
+        elif child.name.endswith((".yaml", ".yml")):
+            yield child
+
+
+def read_yaml(relpath: str) -> Any:
+    node = data_root()
+    for part in relpath.split("/"):
+        node = node / part
+    return yaml.safe_load(node.read_text(encoding="utf-8"))
+
+
+def read_yaml_dir(relpath: str) -> list[dict[str, Any]]:
+    """Every YAML document under a data folder, in a stable (sorted path) order."""
+    node = data_root()
+    for part in relpath.split("/"):
+        node = node / part
+    out = []
+    for f in _walk(node):
+        doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError(f"perfdata/{relpath}/{f.name}: expected a mapping")
+        out.append(doc)
+    return out

@@ -1,0 +1,41 @@
+"""Deployment artifacts from a profile's pinned plan: ``render(profile) -> {path: text}``.
+
+Pure: nothing is written here except by ``output.write_tree``. Structured files are built as
+data and dumped (yaml.safe_dump / json.dumps); shell words go through shlex.quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from servewise.profiles.schema import Profile
+from servewise.render.context import RenderContext, build_render_context
+from servewise.render.errors import RenderError
+from servewise.render.targets.compose import render_compose
+from servewise.render.targets.plan_json import render_plan_json
+from servewise.render.targets.readme import render_readme
+from servewise.render.targets.shell import render_shell
+
+TARGETS: dict[str, Callable[[RenderContext], dict[str, str]]] = {
+    "shell": render_shell,
+    "compose": render_compose,
+}
+
+
+def render(profile: Profile, targets: Iterable[str] | None = None) -> dict[str, str]:
+    """All artifact files for ``profile``'s plan, keyed by relative path (sorted)."""
+    rc = build_render_context(profile)
+    wanted = list(targets) if targets is not None else list(profile.deploy.targets)
+    files: dict[str, str] = {}
+    for t in wanted:
+        if t not in ("shell", "compose", "helm", "k8s"):
+            raise RenderError(f"unknown target {t!r} (choose from shell, compose, helm, k8s)")
+        if t not in TARGETS:
+            raise RenderError(f"target {t!r} is not available in this version")
+        files.update(TARGETS[t](rc))
+    files.update(render_plan_json(rc))
+    files.update(render_readme(rc, sorted(files)))
+    return dict(sorted(files.items()))
+
+
+__all__ = ["RenderError", "render"]

@@ -1,0 +1,1 @@
+"""Per-engine, per-version mapping from a plan's worker to the engine's command line."""

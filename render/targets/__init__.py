@@ -1,0 +1,1 @@
+"""One module per deployment target; each returns {relative path: text}."""

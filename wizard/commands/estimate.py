@@ -1,0 +1,88 @@
+"""``servewise estimate``: one fixed configuration -> memory breakdown and performance."""
+
+from __future__ import annotations
+
+import argparse
+
+from servewise.estimator import estimate
+from servewise.estimator.api import default_memory_fraction
+from servewise.estimator.context import build_context
+from servewise.estimator.results import Estimate, MemoryEstimate
+from servewise.profiles import load_profile
+from servewise.wizard import flags
+from servewise.wizard.exitcodes import ExitCode
+from servewise.wizard.output import gib, print_json, table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("estimate", help="memory and performance of one fixed configuration",
+                       description="Estimate per-GPU memory (and performance) of one fixed configuration.")
+    p.add_argument("--profile", help="estimate the plan pinned in this profile instead of flags")
+    flags.add_model_hardware_flags(p)
+    flags.add_workload_flags(p)
+    flags.add_parallel_flags(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(handler=run)
+
+
+def build_profile(a: argparse.Namespace):
+    if a.profile:
+        return load_profile(a.profile)
+    draft = flags.profile_from_args(a)
+    fraction = default_memory_fraction(build_context(draft))
+    return flags.profile_from_args(a, with_plan=True, default_fraction=fraction)
+
+
+def run(a: argparse.Namespace) -> int:
+    est = estimate(build_profile(a))
+    if a.json:
+        print_json(est)
+    else:
+        print(format_estimate(est))
+    return ExitCode.OK if est.feasible else ExitCode.INFEASIBLE
+
+
+def memory_rows(m: MemoryEstimate) -> list[list[str]]:
+    return [
+        ["weights", gib(m.weights_bytes)],
+        ["KV cache", gib(m.kv_cache_bytes)],
+        ["activation peak", gib(m.activation_bytes)],
+        ["CUDA graphs", gib(m.cuda_graph_bytes)],
+        ["non-torch (context, NCCL)", gib(m.other_bytes)],
+        ["total", gib(m.total_bytes)],
+        [f"budget ({m.memory_fraction} of {m.memory_fraction_of.replace('_', ' ')})", gib(m.budget_bytes)],
+        ["GPU memory", gib(m.gpu_memory_bytes)],
+    ]
+
+
+def format_memory(m: MemoryEstimate, title: str) -> str:
+    lines = [title, table(["per GPU", "GiB"], memory_rows(m), "lr")]
+    lines.append(f"KV cache: {m.kv_cache_tokens:,} tokens ({m.kv_bytes_per_token / 1024:.1f} KiB/token, "
+                 f"blocks of {m.block_size_tokens}); max concurrency at max length {m.max_concurrency:g}x")
+    if m.overflow:
+        lines.append(f"does not fit: {m.overflow.message}")
+    return "\n".join(lines)
+
+
+def format_estimate(e: Estimate) -> str:
+    head = (f"{e.model} on {e.gpus} x {e.gpu}, {e.engine} {e.engine_version}, {e.mode}, "
+            f"max_model_len {e.max_model_len}")
+    parts = [head, ""]
+    if e.memory:
+        parts.append(format_memory(e.memory, "Memory"))
+    for role, r in (e.roles or {}).items():
+        parts += [format_memory(r.memory, f"Memory ({role}, TP{r.worker.tp})"), ""]
+    if e.perf:
+        p = e.perf
+        parts += ["", "Performance", table(["metric", "estimate", "range"], [
+            ["TTFT ms", f"{p.ttft_ms:.1f}", f"{p.ttft_ms_range[0]:.1f}-{p.ttft_ms_range[1]:.1f}"],
+            ["TPOT ms", f"{p.tpot_ms:.2f}", f"{p.tpot_ms_range[0]:.2f}-{p.tpot_ms_range[1]:.2f}"],
+            ["output tokens/s", f"{p.output_tokens_per_s:.0f}",
+             f"{p.output_tokens_per_s_range[0]:.0f}-{p.output_tokens_per_s_range[1]:.0f}"],
+            ["tokens/s/GPU", f"{p.output_tokens_per_s_per_gpu:.0f}",
+             f"{p.output_tokens_per_s_per_gpu_range[0]:.0f}-{p.output_tokens_per_s_per_gpu_range[1]:.0f}"],
+            ["tokens/s/user", f"{p.tokens_per_s_per_user:.1f}",
+             f"{p.tokens_per_s_per_user_range[0]:.1f}-{p.tokens_per_s_per_user_range[1]:.1f}"],
+        ], "lrr")]
+    parts += ["", "feasible" if e.feasible else f"NOT feasible: {e.reason}"]
+    return "\n".join(parts)

@@ -1,0 +1,89 @@
+"""Replay (``servewise --profile P``) and ``servewise render``: artifacts from the pinned plan."""
+
+from __future__ import annotations
+
+import argparse
+
+from servewise.estimator import plan
+from servewise.profiles import load_profile, profile_from_dict, save_profile
+from servewise.profiles.overrides import apply_overrides
+from servewise.profiles.schema import Profile
+from servewise.render import render
+from servewise.render.errors import RenderError
+from servewise.render.output import write_tree
+from servewise.wizard.exitcodes import ExitCode
+from servewise.wizard.output import info
+
+TARGETS = ("shell", "compose", "helm", "k8s")
+
+
+def parse_targets(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    out = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in out if t not in TARGETS]
+    if bad:
+        raise RenderError(f"--target: unknown target(s) {', '.join(bad)} (choose from {', '.join(TARGETS)})")
+    return out
+
+
+def add_render_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render", help="write deployment artifacts from a profile's pinned plan",
+                       description="Write deployment artifacts from a profile's pinned plan (no search).")
+    p.add_argument("--profile", required=True, help="profile with a pinned plan")
+    p.add_argument("--out", required=True, help="output directory (replaced whole)")
+    p.add_argument("--target", help="comma-separated subset of shell,compose,helm,k8s (default: the profile's)")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a profile field")
+    p.set_defaults(handler=run_render)
+
+
+def run_render(a: argparse.Namespace) -> int:
+    profile = apply_overrides(load_profile(a.profile), a.set)
+    files = render(profile, parse_targets(a.target))
+    how = write_tree(files, a.out, force=a.force)
+    info(f"{how} {a.out}: {len(files)} files")
+    return ExitCode.OK
+
+
+def _same_configuration(a: Profile, b: Profile) -> bool:
+    """Pinned vs re-planned: the same configuration (estimates may differ as the model improves)."""
+    if a.plan is None or b.plan is None:
+        return a.plan is None and b.plan is None
+    da = a.plan.model_dump(exclude={"estimates"})
+    db = b.plan.model_dump(exclude={"estimates"})
+    return da == db
+
+
+def run_replay(a: argparse.Namespace) -> int:
+    """Render the pinned plan (byte-identical artifacts), then report drift against a fresh plan."""
+    profile = apply_overrides(load_profile(a.profile), a.set)
+    if profile.plan is None and not a.replan:
+        raise RenderError(f"{a.profile}: has no pinned plan; use --replan to plan it now (and --save to pin it)")
+    code = ExitCode.OK
+    fresh = None
+    if profile.plan is not None or a.replan:
+        result = plan(profile)
+        if result.feasible and result.chosen is not None:
+            doc = profile.model_dump(mode="json")
+            doc["plan"] = result.chosen.plan.model_dump(mode="json")
+            fresh = profile_from_dict(doc, path="replan")
+        if profile.plan is not None and (fresh is None or not _same_configuration(profile, fresh)):
+            what = "re-planning finds nothing feasible" if fresh is None else \
+                "re-planning gives a different configuration than the pinned plan"
+            info(f"drift: {what} (servewise profile diff shows it; --replan renders the new plan)")
+            if a.strict:
+                code = ExitCode.DRIFT
+    target = profile
+    if a.replan:
+        if fresh is None:
+            raise RenderError(f"{a.profile}: re-planning found no feasible configuration")
+        target = fresh
+        if a.save:
+            save_profile(fresh, a.save)
+            info(f"saved {a.save}")
+    if a.out:
+        files = render(target)
+        how = write_tree(files, a.out, force=a.force)
+        info(f"{how} {a.out}: {len(files)} files")
+    return code

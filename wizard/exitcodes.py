@@ -1,0 +1,35 @@
+"""Exit codes, and the one function that maps an error to one."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from servewise.perfdata.errors import DataError, DeviceError, EndpointError, ServewiseError, UsageError
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INFEASIBLE = 1   # valid request; nothing fits or meets the SLA (--json still prints)
+    USAGE = 2        # bad flags, invalid profile, refusing to overwrite without --force
+    DATA = 3         # unknown model / GPU, missing data, model unreachable
+    DEVICE = 4       # NVML asked for but unavailable
+    DRIFT = 5        # --strict replay: re-planning differs from the pinned plan
+    ENDPOINT = 6     # bench: endpoint unreachable or failing
+    INTERRUPT = 130
+
+
+def exit_code_for(err: BaseException) -> ExitCode:
+    """The exit code of an error; anything unexpected is a bug and maps to USAGE only when typed."""
+    if isinstance(err, KeyboardInterrupt):
+        return ExitCode.INTERRUPT
+    if isinstance(err, DeviceError):
+        return ExitCode.DEVICE
+    if isinstance(err, EndpointError):
+        return ExitCode.ENDPOINT
+    if isinstance(err, DataError):
+        return ExitCode.DATA
+    if isinstance(err, UsageError):
+        return ExitCode.USAGE
+    if isinstance(err, ServewiseError):
+        return ExitCode.USAGE
+    raise TypeError(f"not a servewise error: {err!r}")

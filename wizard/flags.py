@@ -1,0 +1,178 @@
+"""Common request flags (names are part of the CLI contract) and building a Profile from them."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from importlib.metadata import PackageNotFoundError, version
+
+from servewise.perfdata import PERFDATA_VERSION, get_gpu
+from servewise.perfdata.errors import UsageError
+from servewise.profiles.schema import (
+    AggPlan, DisaggPlan, Engine, Generator, Hardware, Load, Model, Profile, Search, Sla, Worker, Workload,
+)
+from servewise.profiles.store import profile_from_dict
+
+WEIGHTS_DTYPES = ["auto", "bf16", "fp16", "fp8", "int8", "int4-awq", "int4-gptq", "nvfp4", "mxfp4"]
+KV_DTYPES = ["auto", "bf16", "fp16", "fp8"]
+ENGINES = ["vllm", "sglang", "trtllm"]
+
+# Defaults when a flag is not given: a chat-like workload.
+DEFAULT_ISL, DEFAULT_OSL, DEFAULT_CONCURRENCY = 2048, 256, 32
+
+
+def servewise_version() -> str:
+    try:
+        return version("servewise")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0.0.0+unknown"
+
+
+def generator() -> Generator:
+    return Generator(servewise=servewise_version(), perfdata=PERFDATA_VERSION)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = _positive_float(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return v
+
+
+positive_int, positive_float, fraction = _positive_int, _positive_float, _fraction
+
+
+def add_model_hardware_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and hardware")
+    g.add_argument("--model", help="catalog / Hugging Face id, or a local checkpoint folder")
+    g.add_argument("--gpu", help="GPU catalog id, e.g. h100-sxm (see `servewise gpus`)")
+    g.add_argument("--gpus", type=_positive_int, help="total GPUs (default: 1 GPU)")
+    g.add_argument("--gpus-per-node", type=_positive_int, help="GPUs per node (default: min(--gpus, typical))")
+    g.add_argument("--prefill-gpu", help="heterogeneous disaggregation: GPU catalog id of the prefill pool")
+    g.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES, default="auto")
+    g.add_argument("--kv-cache-dtype", choices=KV_DTYPES, default="auto")
+    g.add_argument("--max-model-len", type=_positive_int, help="longest request in tokens (default: the model's)")
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=ENGINES, default="vllm")
+    g.add_argument("--engine-version", help="engine version (default: servewise's pinned default)")
+    g.add_argument("--gpu-memory-utilization", type=_fraction,
+                   help="the engine's memory fraction in its own semantics (vLLM gpu_memory_utilization, "
+                        "SGLang mem_fraction_static, TRT-LLM free_gpu_memory_fraction)")
+
+
+def add_workload_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("workload and SLA")
+    g.add_argument("--isl", type=_positive_int, help=f"input tokens per request (default {DEFAULT_ISL})")
+    g.add_argument("--osl", type=_positive_int, help=f"output tokens per request (default {DEFAULT_OSL})")
+    load = g.add_mutually_exclusive_group()
+    load.add_argument("--concurrency", type=_positive_int, help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
+    load.add_argument("--request-rate", type=_positive_float, help="requests per second (open loop)")
+    load.add_argument("--max-throughput", action="store_true", help="offline: the largest batch memory allows")
+    g.add_argument("--ttft-ms", type=_positive_float, help="time-to-first-token target")
+    g.add_argument("--tpot-ms", type=_positive_float, help="time-per-output-token target")
+    g.add_argument("--sla-percentile", choices=["mean", "p50", "p90", "p99"], default="mean")
+    g.add_argument("--gpu-hour-usd", type=_positive_float, help="price of one GPU hour, for $ per million tokens")
+
+
+def add_parallel_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fixed configuration")
+    g.add_argument("--mode", choices=["agg", "disagg"], default="agg")
+    for name in ("tp", "pp", "dp", "ep"):
+        g.add_argument(f"--{name}", type=_positive_int, default=1, help=f"{name.upper()} size (default 1)")
+    g.add_argument("--replicas", type=_positive_int, help="aggregated replicas (default: fill the GPUs)")
+    g.add_argument("--max-num-seqs", type=_positive_int, help="batch limit per worker (default: the load)")
+    g.add_argument("--max-num-batched-tokens", type=_positive_int, help="tokens per engine step (default 8192)")
+    for role in ("prefill", "decode"):
+        g.add_argument(f"--{role}-tp", type=_positive_int, help=f"{role} worker TP")
+        g.add_argument(f"--{role}-workers", type=_positive_int, default=1, help=f"{role} workers (default 1)")
+
+
+def hardware_from_args(a: argparse.Namespace) -> Hardware:
+    if not a.gpu:
+        raise UsageError("--gpu is required (e.g. --gpu h100-sxm; list them with `servewise gpus`)")
+    gpu = get_gpu(a.gpu)
+    total = a.gpus or 1
+    per_node = a.gpus_per_node or min(total, gpu.gpus_per_node)
+    if total % per_node:
+        raise UsageError(f"--gpus {total} is not a whole number of nodes of --gpus-per-node {per_node}")
+    return Hardware(gpu=gpu.id, gpus_per_node=per_node, nodes=total // per_node, prefill_gpu=a.prefill_gpu)
+
+
+def inputs_from_args(a: argparse.Namespace) -> dict:
+    """Profile inputs (no plan) from flags, as a raw dict validated by the Profile model."""
+    if not a.model:
+        raise UsageError("--model is required (a catalog id such as meta-llama/Llama-3.1-8B-Instruct, "
+                         "or a local checkpoint folder)")
+    isl = a.isl or DEFAULT_ISL
+    osl = a.osl or DEFAULT_OSL
+    if a.max_model_len and not (a.isl or a.osl) and isl + osl > a.max_model_len:
+        isl, osl = max(1, a.max_model_len * 7 // 8), max(1, a.max_model_len // 8)
+    if a.request_rate:
+        load = Load(request_rate=a.request_rate)
+    elif a.max_throughput:
+        load = Load(max_throughput=True)
+    else:
+        load = Load(concurrency=a.concurrency or DEFAULT_CONCURRENCY)
+    model_id = os.path.expanduser(a.model) if a.model.startswith("~") else a.model
+    return dict(
+        schema_version=1, generator=generator(), hardware=hardware_from_args(a),
+        model=Model(id=model_id, weights_dtype=a.weights_dtype, kv_cache_dtype=a.kv_cache_dtype,
+                    max_model_len=a.max_model_len),
+        workload=Workload(isl=isl, osl=osl, load=load),
+        sla=Sla(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, percentile=a.sla_percentile),
+        engine=Engine(name=a.engine, version=a.engine_version),
+        search=Search(gpu_hour_usd=getattr(a, "gpu_hour_usd", None)),
+    )
+
+
+def profile_from_args(a: argparse.Namespace, with_plan: bool = False,
+                      default_fraction: float | None = None) -> Profile:
+    doc = inputs_from_args(a)
+    if with_plan:
+        doc["plan"] = fixed_plan_from_args(a, doc, default_fraction or 0.9)
+    return profile_from_dict({k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v)
+                              for k, v in doc.items()}, path="flags")
+
+
+def fixed_plan_from_args(a: argparse.Namespace, doc: dict, default_fraction: float) -> AggPlan | DisaggPlan:
+    hw: Hardware = doc["hardware"]
+    wl: Workload = doc["workload"]
+    frac = a.gpu_memory_utilization or default_fraction
+    conc = wl.load.concurrency or 256
+    tokens = a.max_num_batched_tokens or 8192
+    if a.mode == "agg":
+        per_worker = a.tp * a.pp * a.dp
+        replicas = a.replicas or max(1, hw.total_gpus // per_worker)
+        seqs = a.max_num_seqs or max(1, math.ceil(conc / replicas))
+        w = Worker(tp=a.tp, pp=a.pp, dp=a.dp, ep=a.ep, max_num_seqs=seqs, max_num_batched_tokens=tokens,
+                   gpu_memory_utilization=frac)
+        return AggPlan(replicas=replicas, worker=w)
+    ptp = a.prefill_tp or a.tp
+    dtp = a.decode_tp or a.tp
+    pre = Worker(tp=ptp, pp=a.pp, workers=a.prefill_workers, max_num_seqs=a.max_num_seqs or 16,
+                 max_num_batched_tokens=max(tokens, wl.isl), gpu_memory_utilization=frac, gpu=hw.prefill_gpu)
+    dec_seqs = a.max_num_seqs or max(1, math.ceil(conc / a.decode_workers))
+    dec = Worker(tp=dtp, pp=a.pp, workers=a.decode_workers, max_num_seqs=dec_seqs,
+                 max_num_batched_tokens=tokens, gpu_memory_utilization=frac)
+    return DisaggPlan(replicas=a.replicas or 1, prefill=pre, decode=dec)
