@@ -19,6 +19,8 @@ from benchmarks.silicon import generation_of, predict
 # name -> (prior, low, high). Efficiencies are fractions of the datasheet peak; times in seconds.
 PRIORS = {
     "gemm_efficiency": (0.7, 0.2, 0.9),
+    "gemm_efficiency_8bit": (0.7, 0.2, 0.9),
+    "gemm_efficiency_4bit": (0.7, 0.2, 0.9),
     "memory_efficiency": (0.85, 0.3, 0.95),
     "attention_efficiency": (0.5, 0.1, 0.85),
     "kv_read_efficiency": (0.7, 0.2, 0.95),
@@ -39,11 +41,11 @@ PRIORS = {
     "kv_transfer_efficiency": (0.7, 0.7, 0.7),
     "kv_transfer_latency_s": (1e-3, 1e-3, 1e-3),
 }
-HARDWARE = ("gemm_efficiency", "memory_efficiency", "attention_efficiency", "kv_read_efficiency",
+HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "memory_efficiency", "attention_efficiency", "kv_read_efficiency",
             "allreduce_efficiency", "allreduce_latency_s", "alltoall_efficiency", "alltoall_latency_s")
 ENGINE = ("step_overhead_s", "seq_overhead_s", "layer_overhead_graph_s", "layer_overhead_eager_s",
           "request_overhead_s", "prefill_group_requests")
-ENGINE_HARDWARE = ("gemm_efficiency", "attention_efficiency")   # kernels differ per engine
+ENGINE_HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "attention_efficiency")   # kernels differ per engine
 GLOBAL = ("roofline_sharpness", "requests_per_client", "moe_imbalance")
 PRIOR_WEIGHT = 0.05          # per parameter, in units of log-residual
 MIN_ROWS_ENGINE_GEN = 60     # rows an engine needs on a generation for its own kernel efficiencies
@@ -56,20 +58,37 @@ class Param:
     key: str        # layer key ('' for global)
 
 
+def _eff_keys(rows) -> set[str]:
+    """GEMM efficiency coefficients the rows exercise (16-, 8- or 4-bit tensor-core math)."""
+    from servewise.estimator.perf import gemm_efficiency_key
+    from servewise.estimator.quant import weight_format
+    from servewise.perfdata import all_gpus
+
+    gpus = all_gpus()
+    return {gemm_efficiency_key(gpus[g], weight_format(w)) for g, w in
+            rows[["gpu", "weights_dtype"]].drop_duplicates().itertuples(index=False)}
+
+
 def parameters(train) -> list[Param]:
     gens = sorted(set(generation_of(train)))
     engines = sorted(train["backend"].unique())
     moe = bool(train["family"].eq("moe").any())
     gen_col = np.asarray(generation_of(train))
+    eng_col = train["backend"].to_numpy()
     out = [Param(n, "global", "") for n in GLOBAL if n != "moe_imbalance" or moe]
     out += [Param(n, "engines", e) for e in engines for n in ENGINE]
     for g in gens:
-        own = [e for e in engines
-               if ((train["backend"].to_numpy() == e) & (gen_col == g)).sum() >= MIN_ROWS_ENGINE_GEN]
-        out += [Param(n, "engine_generations", f"{e}/{g}") for e in own for n in ENGINE_HARDWARE]
-        covered = len(own) == len({e for e in engines if (gen_col[train["backend"].to_numpy() == e] == g).any()})
+        on_gen = gen_col == g
+        own = [e for e in engines if ((eng_col == e) & on_gen).sum() >= MIN_ROWS_ENGINE_GEN]
+        for e in own:
+            keys = _eff_keys(train[(eng_col == e) & on_gen])
+            out += [Param(n, "engine_generations", f"{e}/{g}") for n in ENGINE_HARDWARE
+                    if not n.startswith("gemm") or n in keys]
+        covered = set(own) == {e for e in engines if ((eng_col == e) & on_gen).any()}
+        keys = _eff_keys(train[on_gen])
         out += [Param(n, "generations", g) for n in HARDWARE
-                if (moe or "alltoall" not in n) and not (covered and n in ENGINE_HARDWARE)]
+                if (moe or "alltoall" not in n) and not (covered and n in ENGINE_HARDWARE)
+                and (not n.startswith("gemm") or n in keys)]
     return out
 
 
@@ -89,8 +108,8 @@ def layers_from(params: list[Param], x: np.ndarray) -> dict:
         gen = key.split("/", 1)[1]
         layer = layers["generations"].setdefault(gen, {})
         for n in ENGINE_HARDWARE:
-            if n not in layer or _derived(layer, n):
-                peers = [v[n] for k, v in layers["engine_generations"].items() if k.endswith("/" + gen) and n in v]
+            peers = [v[n] for k, v in layers["engine_generations"].items() if k.endswith("/" + gen) and n in v]
+            if peers and (n not in layer or _derived(layer, n)):
                 layer[n] = float(np.exp(np.mean(np.log(peers))))
                 layer.setdefault("_derived", []).append(n)
     for layer in layers["generations"].values():

@@ -109,9 +109,20 @@ def gemm_peak_flops(gpu: GpuSpec, weights: WeightFormat) -> float:
     return gpu.peak_flops(dt)
 
 
-def _roofline(flops, bytes_, peak, bw, c) -> tuple[np.ndarray, np.ndarray]:
+def gemm_efficiency_key(gpu: GpuSpec, weights: WeightFormat) -> str:
+    """Which fitted GEMM efficiency applies: 8-bit and 4-bit tensor-core kernels (FP8/INT8, FP4) reach a
+    different fraction of their peak than 16-bit ones, so each has its own coefficient."""
+    dt = weights.compute_dtype
+    if dt in ("fp8", "int8") and dt in gpu.flops:
+        return "gemm_efficiency_8bit"
+    if dt == "fp4" and "fp4" in gpu.flops:
+        return "gemm_efficiency_4bit"
+    return "gemm_efficiency"
+
+
+def _roofline(flops, bytes_, peak, bw, c, eff: str = "gemm_efficiency") -> tuple[np.ndarray, np.ndarray]:
     """Time of one op and the part attributed to compute (the rest to memory), by the larger bound."""
-    tc = flops / (peak * c["gemm_efficiency"])
+    tc = flops / (peak * c[eff])
     tm = bytes_ / (bw * c["memory_efficiency"])
     t = smoothmax(tc, tm, c["roofline_sharpness"])
     return t, np.where(tc >= tm, t, 0.0)
@@ -236,8 +247,12 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
     h = a.hidden_size
     act = 2.0 * T * h * ACT_BYTES
 
-    def gemm(params, tokens, bytes_per_param, pk=peak):
-        return _roofline(2.0 * tokens * params, params * bytes_per_param + act, pk, bw, c)
+    eff = gemm_efficiency_key(gpu, t.weights)
+    dense_eff = "gemm_efficiency" if t.quantized_experts_only else eff
+    dense_peak = peak16 if t.quantized_experts_only else peak
+
+    def gemm(params, tokens, bytes_per_param):
+        return _roofline(2.0 * tokens * params, params * bytes_per_param + act, dense_peak, bw, c, dense_eff)
 
     total, comp = 0.0, 0.0
     attn_layers = n["full"] + n["sliding"]
@@ -255,7 +270,7 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
         touched = 1.0 - (1.0 - m.top_k / m.num_experts) ** t_engine
         e_bytes = m.num_experts * touched * W["expert"] * bpw / span
         e_flops = 2.0 * assign * W["expert"] / span
-        te, ce = _roofline(e_flops, e_bytes + act, peak, bw, c)
+        te, ce = _roofline(e_flops, e_bytes + act, peak, bw, c, eff)
         imb = np.where(ep > 1, c["moe_imbalance"], 1.0)
         tt, cc = gemm(W["shared"], T, dense_bpw) if m.shared_intermediate else (0.0, 0.0)
         total = total + n["moe"] * (te * imb + tt)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from servewise.perfdata.loader import read_yaml
 
 COEFFICIENTS = (
-    "gemm_efficiency", "memory_efficiency", "attention_efficiency", "kv_read_efficiency", "roofline_sharpness",
+    "gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "memory_efficiency", "attention_efficiency", "kv_read_efficiency", "roofline_sharpness",
     "allreduce_efficiency", "allreduce_latency_s", "alltoall_efficiency", "alltoall_latency_s",
     "step_overhead_s", "seq_overhead_s", "layer_overhead_graph_s", "layer_overhead_eager_s",
     "request_overhead_s", "requests_per_client", "prefill_group_requests", "moe_imbalance",
