@@ -33,6 +33,12 @@ def finish(det: Detection) -> Detection:
         warnings += device_warnings(g)
     det = replace(det, gpus=gpus)
     groups = build_groups(det)
+    for grp in groups:
+        sku = next(g for g in det.gpus if g.usable and g.key == grp.devices[0])
+        spec = get_gpu(sku.catalog_id or sku.nearest_id or "")
+        if grp.interconnect == "nvlink" and not spec.has_nvlink:
+            warnings.append(f"NVLink bridges join the {grp.count} x {grp.sku}; planning models {spec.id} as the "
+                            f"catalog does, over PCIe (conservative)")
     if len(groups) > 1:
         listing = "; ".join(f"{i}: {grp.count} x {grp.sku}" for i, grp in enumerate(groups))
         warnings.append(f"the devices form {len(groups)} groups ({listing}); a plan uses one group "
@@ -178,8 +184,11 @@ def hardware_for_group(det: Detection, group: int = 0, use_free_memory: bool = F
             raise DeviceError("--use-free-memory: NVML did not report free memory for every GPU of the group")
         memory = min(min(free), cuda_memory_bytes(first))
     per_node, nodes = (1, count) if grp.mig else (count, 1)
-    return Hardware(gpu=gpu, gpus_per_node=per_node, nodes=nodes,
-                    interconnect=None if count < 2 else grp.interconnect, source="nvml",
+    interconnect = None if count < 2 else grp.interconnect
+    spec = get_gpu(first.catalog_id or first.nearest_id or "")
+    if interconnect == "nvlink" and not spec.has_nvlink:
+        interconnect = None                    # bridged pairs of a PCIe card: the catalog models it as PCIe
+    return Hardware(gpu=gpu, gpus_per_node=per_node, nodes=nodes, interconnect=interconnect, source="nvml",
                     fingerprint=fingerprint(det, members), memory_bytes=memory)
 
 

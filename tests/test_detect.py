@@ -229,3 +229,14 @@ def test_mig_instances_without_uuids_stay_distinct():
     det = run(nvml)
     assert [g.key for g in det.gpus] == ["0", "0/0", "0/1", "0/2"]
     assert det.groups[0].devices == ["0/0", "0/1"]
+
+
+def test_nvlink_bridged_pcie_cards_are_planned_as_the_catalog_models_them():
+    """Two RTX 3090 with an NVLink bridge: NVLink is seen, but the catalog's rtx-3090 is a PCIe card."""
+    nvml = fake.FakeNvml([fake.FakeDevice("NVIDIA GeForce RTX 3090", 24576, cc=(8, 6), nvlinks=4, nvlink_version=4,
+                                          nvswitch=False) for _ in range(2)])
+    det = run(nvml)
+    assert det.groups[0].interconnect == "nvlink" and det.links[0].nvlink_links == 4
+    assert det.gpus[0].nvlink_generation == 3
+    assert hardware_from_detection(det).interconnect is None
+    assert any("NVLink bridges join the 2 x rtx-3090" in w for w in det.warnings)
