@@ -95,7 +95,8 @@ class GpuSpec(_Strict):
                 raise ValueError(f"gpu {self.id}: nvml_memory_bytes lies outside nvml_memory_range_bytes")
         if self.interconnect.kind == "pcie" and self.scale_up_domain_gpus != self.gpus_per_node:
             raise ValueError(f"gpu {self.id}: over PCIe every GPU of the node is in the scale-up domain "
-                             f"(scale_up_domain_gpus {self.scale_up_domain_gpus} != gpus_per_node {self.gpus_per_node})")
+                             f"(scale_up_domain_gpus {self.scale_up_domain_gpus} != "
+                             f"gpus_per_node {self.gpus_per_node})")
         for pattern in self.nvml_names:
             re.compile(pattern)
         return self

@@ -65,7 +65,8 @@ def nearest_sku(compute_capability: str | None, memory_bytes: int | None) -> Gpu
     version, then the closest memory size (ties: the newer part)."""
     def score(s: GpuSpec) -> tuple:
         same = compute_capability == s.compute_capability
-        major = compute_capability is not None and compute_capability.split(".")[0] == s.compute_capability.split(".")[0]
+        major = compute_capability is not None and \
+            compute_capability.split(".")[0] == s.compute_capability.split(".")[0]
         mem = abs((s.nvml_memory_bytes or s.memory_bytes) - memory_bytes) if memory_bytes else 0
         return (not same, not major, mem, -float(s.compute_capability))
     specs = list(all_gpus().values())

@@ -116,7 +116,8 @@ def test_cuda_total_above_nvml_total_is_refused():
 
 @pytest.mark.parametrize("gpu", list(all_gpus().values()), ids=lambda g: g.id)
 def test_memory_figures_are_plausible(gpu: GpuSpec):
-    """CUDA sees 90-100 % of the marketed capacity (read as GiB); NVML's total is at most 3 % above CUDA's (the driver reserve)."""
+    """CUDA sees 90-100 % of the marketed capacity (read as GiB); NVML's total is at most 3 % above
+    CUDA's (the driver reserve)."""
     ratio = gpu.memory_bytes / (gpu.memory_gb * GIB)
     assert 0.90 <= ratio <= 1.0, ratio
     if gpu.nvml_memory_bytes is not None:

@@ -95,7 +95,8 @@ def add_model_hardware_flags(p: argparse.ArgumentParser) -> None:
 def add_detect_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("GPU detection (NVML)")
     g.add_argument("--detect", action="store_true",
-                   help="plan for this machine's GPUs, detected through NVML, instead of --gpu (see `servewise detect`)")
+                   help="plan for this machine's GPUs, detected through NVML, instead of --gpu "
+                        "(see `servewise detect`)")
     g.add_argument("--detect-group", type=_non_negative_int, default=0, metavar="N",
                    help="with --detect on a box of mixed GPUs: the group to plan for (default 0, the largest)")
     g.add_argument("--use-free-memory", action="store_true",
