@@ -190,12 +190,13 @@ def _query(q: _Nvml) -> Detection:
     if count == 0:
         return failed(f"the NVIDIA driver{f' {driver}' if driver else ''} is loaded but reports no GPU")
     gpus: list[DetectedGpu] = []
-    handles: dict[int, Any] = {}
+    whole_gpus: dict[int, tuple[Any, DetectedGpu, list[str] | None]] = {}
     for i in range(count):
         try:
             handle = q.req("nvmlDeviceGetHandleByIndex", i)
-            whole = _device(q, i, handle)
-            handles[i] = handle
+            ends, generation = _nvlink_ends(q, handle)
+            whole = _device(q, i, handle, ends, generation)
+            whole_gpus[i] = (handle, whole, ends)
             gpus.append(whole)
             if whole.mig_enabled:
                 gpus += _mig_instances(q, i, handle, whole)
@@ -203,7 +204,7 @@ def _query(q: _Nvml) -> Detection:
             gpus.append(DetectedGpu(index=i, name=None, error=f"GPU {i} is lost ({e}); it is left out"))
         except q.m.NVMLError as e:
             gpus.append(DetectedGpu(index=i, name=None, error=f"GPU {i} could not be queried ({e}); it is left out"))
-    links = _links(q, handles)
+    links = _links(q, whole_gpus)
     from servewise.profiles.detected_hardware import finish
 
     return finish(Detection(source="nvml", gpus=gpus, driver_version=driver, cuda_driver_version=cuda_text,
@@ -230,19 +231,19 @@ def _processes(q: _Nvml, handle: Any) -> dict[str, int | None]:
     return {"processes": len(procs), "processes_memory_bytes": int(sum(used))}
 
 
-def _device(q: _Nvml, index: int, handle: Any) -> DetectedGpu:
+def _device(q: _Nvml, index: int, handle: Any, ends: list[str] | None, generation: int | None) -> DetectedGpu:
     cc = q.opt("nvmlDeviceGetCudaComputeCapability", handle)
     power_mw = q.opt("nvmlDeviceGetPowerManagementLimit", handle)
     mig = q.opt("nvmlDeviceGetMigMode", handle)
     pci = q.opt("nvmlDeviceGetPciInfo", handle)
-    links, generation = _nvlinks(q, handle)
     return DetectedGpu(
         index=index, name=_text(q.req("nvmlDeviceGetName", handle)), uuid=_text(q.opt("nvmlDeviceGetUUID", handle)),
         pci_bus_id=_text(getattr(pci, "busId", None)), **_memory(q, handle),
         compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
         power_limit_w=power_mw / 1000.0 if power_mw else None,
         mig_enabled=None if mig is None else mig[0] == getattr(q.m, "NVML_DEVICE_MIG_ENABLE", 1),
-        **_processes(q, handle), nvlink_active_links=links, nvlink_generation=generation)
+        **_processes(q, handle), nvlink_active_links=None if ends is None else len(ends),
+        nvlink_generation=generation)
 
 
 def _mig_instances(q: _Nvml, index: int, handle: Any, parent: DetectedGpu) -> list[DetectedGpu]:
@@ -260,63 +261,55 @@ def _mig_instances(q: _Nvml, index: int, handle: Any, parent: DetectedGpu) -> li
     return out
 
 
-def _nvlinks(q: _Nvml, handle: Any) -> tuple[int | None, int | None]:
-    """Active NVLink links and their generation; ``(None, None)`` where the GPU has no NVLink."""
-    active, versions = 0, set()
+SWITCH = "nvswitch"
+
+
+def _nvlink_ends(q: _Nvml, handle: Any) -> tuple[list[str] | None, int | None]:
+    """The far end of every active NVLink link (a peer's PCI bus id, or ``SWITCH``) and the links'
+    generation; ``(None, None)`` where the GPU has no NVLink."""
+    ends: list[str] = []
+    versions = set()
+    enabled = getattr(q.m, "NVML_FEATURE_ENABLED", 1)
+    switch = getattr(q.m, "NVML_NVLINK_DEVICE_TYPE_SWITCH", 2)
     for link in range(getattr(q.m, "NVML_NVLINK_MAX_LINKS", 18)):
         try:
             state = q.req("nvmlDeviceGetNvLinkState", handle, link)
         except q.m.NVMLError:
-            break                              # not supported, or past the GPU's last link
-        if state == getattr(q.m, "NVML_FEATURE_ENABLED", 1):
-            active += 1
-            version = q.opt("nvmlDeviceGetNvLinkVersion", handle, link)
-            if version in NVLINK_GENERATION:
-                versions.add(NVLINK_GENERATION[version])
-    if active == 0:
-        return (None, None) if link == 0 else (0, None)
-    return active, max(versions) if versions else None
+            if link == 0:
+                return None, None              # no NVLink on this GPU
+            break                              # past the GPU's last link
+        if state != enabled:
+            continue
+        if q.opt("nvmlDeviceGetNvLinkRemoteDeviceType", handle, link) == switch:
+            ends.append(SWITCH)
+        else:
+            ends.append((_text(getattr(q.opt("nvmlDeviceGetNvLinkRemotePciInfo", handle, link), "busId", None))
+                         or "?").lower())
+        version = q.opt("nvmlDeviceGetNvLinkVersion", handle, link)
+        if version in NVLINK_GENERATION:
+            versions.add(NVLINK_GENERATION[version])
+    return ends, max(versions) if versions else None
 
 
-def _links(q: _Nvml, handles: dict[int, Any]) -> list[PeerLink]:
+def _links(q: _Nvml, gpus: dict[int, tuple[Any, DetectedGpu, list[str] | None]]) -> list[PeerLink]:
     out = []
-    ids = sorted(handles)
+    ids = sorted(gpus)
     ok = getattr(q.m, "NVML_P2P_STATUS_OK", 0)
     for n, a in enumerate(ids):
         for b in ids[n + 1:]:
-            ha, hb = handles[a], handles[b]
+            (ha, _, ends), (hb, gb, _) = gpus[a], gpus[b]
             try:
                 nvl = q.opt("nvmlDeviceGetP2PStatus", ha, hb, getattr(q.m, "NVML_P2P_CAPS_INDEX_NVLINK", 2))
                 read = q.opt("nvmlDeviceGetP2PStatus", ha, hb, 0)   # NVML_P2P_CAPS_INDEX_READ (a tuple in pynvml)
                 level = q.opt("nvmlDeviceGetTopologyCommonAncestor", ha, hb)
-                direct = _direct_links(q, ha, hb)
             except _GpuLost:
                 continue
-            out.append(PeerLink(a=a, b=b, nvlink=None if nvl is None else nvl == ok, nvlink_links=direct,
+            peer = (gb.pci_bus_id or "").lower()
+            direct = len([e for e in ends or [] if e == SWITCH or (peer and e == peer)])
+            out.append(PeerLink(a=a, b=b, nvlink=None if nvl is None else nvl == ok, nvlink_links=direct or None,
                                 p2p_read=None if read is None else read == ok,
                                 common_ancestor=TOPOLOGY_LEVELS.get(level) if level is not None else None))
     return out
-
-
-def _direct_links(q: _Nvml, ha: Any, hb: Any) -> int | None:
-    """NVLink links from ``ha`` whose far end is ``hb``; through an NVSwitch, every active link counts."""
-    target = _text(getattr(q.opt("nvmlDeviceGetPciInfo", hb), "busId", None))
-    switch = getattr(q.m, "NVML_NVLINK_DEVICE_TYPE_SWITCH", 2)
-    count = 0
-    for link in range(getattr(q.m, "NVML_NVLINK_MAX_LINKS", 18)):
-        try:
-            state = q.req("nvmlDeviceGetNvLinkState", ha, link)
-        except q.m.NVMLError:
-            break
-        if state != getattr(q.m, "NVML_FEATURE_ENABLED", 1):
-            continue
-        if q.opt("nvmlDeviceGetNvLinkRemoteDeviceType", ha, link) == switch:
-            count += 1
-            continue
-        remote = _text(getattr(q.opt("nvmlDeviceGetNvLinkRemotePciInfo", ha, link), "busId", None))
-        if remote is not None and target is not None and remote.lower() == target.lower():
-            count += 1
-    return count or None
 
 
 def hardware_from_detection(det: Detection, group: int = 0, use_free_memory: bool = False,

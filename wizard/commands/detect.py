@@ -50,8 +50,8 @@ def _row(g: DetectedGpu) -> list[str]:
     in_use = "-" if g.processes is None else f"{g.processes} / {_gib(g.processes_memory_bytes)}"
     nvlink = "-" if not g.nvlink_active_links else f"{g.nvlink_active_links} x NV{g.nvlink_generation or '?'}"
     power = "-" if g.power_limit_w is None else f"{g.power_limit_w:.0f}"
-    index = f"{g.index}" + (" " if not g.mig_instance else "m")
-    return [index.strip(), name, sku, memory, _gib(g.memory_free_bytes), in_use, g.compute_capability or "-",
+    index = f"{g.index}m" if g.mig_instance else str(g.index)
+    return [index, name, sku, memory, _gib(g.memory_free_bytes), in_use, g.compute_capability or "-",
             power, nvlink, "-" if g.mig_enabled is None else ("on" if g.mig_enabled else "off")]
 
 
