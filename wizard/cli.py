@@ -94,6 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return ExitCode.OK
+    except Exception as e:  # a bug: one line, the traceback only with --debug
+        if debug:
+            raise
+        detail = " ".join(str(e).split())[:300]
+        sys.stderr.write(f"servewise: internal error ({type(e).__name__}: {detail}); rerun with --debug "
+                         "for the traceback and please report it\n")
+        return ExitCode.INTERNAL
 
 
 def entry() -> None:
