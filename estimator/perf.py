@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from servewise.estimator.arch import ModelArch
-from servewise.estimator.quant import WeightFormat
+from servewise.estimator.quant import ModuleKind, QuantScheme, WeightFormat, plain_scheme
 from servewise.perfdata.gpus import GpuSpec, Link
 
 ArrayLike = int | float | np.ndarray
@@ -37,8 +37,7 @@ class PerfTarget:
     """Everything a step time depends on besides the broadcast axes: model, formats, GPU, engine."""
 
     arch: ModelArch
-    weights: WeightFormat
-    quantized_experts_only: bool
+    scheme: QuantScheme        # serving format and which module kinds it quantizes
     kv_bytes_per_element: float
     gpu: GpuSpec
     gpus_per_node: int
@@ -49,6 +48,18 @@ class PerfTarget:
     @property
     def generation(self) -> str:
         return self.gpu.architecture
+
+    @property
+    def weights(self) -> WeightFormat:
+        return self.scheme.format
+
+    def linear(self, kind: ModuleKind) -> tuple[float, float, str]:
+        """(bytes per parameter, tensor peak FLOP/s, efficiency coefficient) of a module kind's GEMMs:
+        the serving format where the checkpoint quantizes the kind, 16-bit otherwise."""
+        if self.scheme.is_quantized(kind):
+            f = self.scheme.format
+            return f.bytes_per_param, gemm_peak_flops(self.gpu, f), gemm_efficiency_key(self.gpu, f)
+        return self.scheme.high_precision_bytes, self.gpu.peak_flops("bf16"), "gemm_efficiency"
 
 
 @dataclass(frozen=True)
@@ -144,12 +155,14 @@ def linear_params_per_gpu(a: ModelArch, tp: np.ndarray) -> dict[str, np.ndarray]
         kv_rep = h * (m.kv_lora_rank + m.qk_rope_head_dim)
         kv_split = m.kv_lora_rank * a.num_attention_heads * (m.qk_nope_head_dim + m.v_head_dim)
         qkv = q_rep + kv_rep + (q_split + kv_split) / tp
+        if a.indexer:   # DSA lightning indexer projections, replicated
+            qkv = qkv + a.indexer.params(h, m.q_lora_rank or h)
     else:
-        qkv = h * (a.q_size / tp + 2.0 * np.ceil(a.num_kv_heads / tp) * a.head_dim)
+        qkv = h * (a.q_proj_size / tp + 2.0 * np.ceil(a.num_kv_heads / tp) * a.head_dim)
     inter = a.moe.dense_intermediate if (a.moe and a.moe.dense_intermediate) else a.intermediate_size
     out = {"qkv": qkv, "o": a.attn_out_size * h / tp, "dense_mlp": a.dense_mlp_params(inter) / tp,
            "lm_head": a.vocab_size * h / tp + 0 * tp,
-           "linear_mixer": float(a.extra.get("linear_layer_params", 0)) / tp}
+           "linear_mixer": (float(a.linear.params(h)) if a.linear else 0.0) / tp}
     if a.moe:
         out["shared"] = (a.dense_mlp_params(a.moe.shared_intermediate) if a.moe.shared_intermediate else 0.0) / tp
         out["expert"] = a.expert_params() + 0 * tp
@@ -170,12 +183,23 @@ def attention_time_s(t: PerfTarget, tp, prefill_tokens, prefill_ctx, decode_seqs
     with ``ctx`` the mean attended length (causal: prior context + half the new tokens). Decode reads
     D x ctx cached tokens: GQA ceil(kv_heads/tp) x 2 x head_dim elements per token, MLA the replicated
     latent (kv_lora + rope); absorbed MLA decode does 2 x heads/tp x (2 kv_lora + rope) FLOPs per
-    cached token. Sliding layers attend to at most ``window`` tokens. 16-bit tensor peak.
+    cached token. Sliding layers attend to at most ``window`` tokens. With a DSA indexer (DeepSeek-V3.2,
+    GLM-5) the attention reads only the ``topk`` tokens the indexer picks, and the indexer scores the whole
+    context (fp8 keys: ``indexer_bytes_per_token_per_layer`` per token). 16-bit tensor peak.
     """
     a, c = t.arch, t.coef
     hq = a.num_attention_heads / tp
     cp = np.minimum(prefill_ctx, window) if window else prefill_ctx
     cd = np.minimum(decode_ctx, window) if window else decode_ctx
+    extra = 0.0
+    if a.indexer:
+        ix = a.indexer
+        ix_flops = 2.0 * ix.n_heads * ix.head_dim * (prefill_tokens * cp + decode_seqs * cd)
+        ix_bytes = decode_seqs * cd * a.indexer_bytes_per_token_per_layer()
+        extra = smoothmax(ix_flops / (t.gpu.peak_flops("fp8") * c["attention_efficiency"]),
+                          ix_bytes / (t.gpu.memory_bandwidth_bytes_per_s * c["kv_read_efficiency"]),
+                          c["roofline_sharpness"])
+        cp, cd = np.minimum(cp, ix.topk), np.minimum(cd, ix.topk)
     if a.mla:
         m = a.mla
         f_pre = 2.0 * hq * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim) * prefill_tokens * cp
@@ -191,7 +215,21 @@ def attention_time_s(t: PerfTarget, tp, prefill_tokens, prefill_ctx, decode_seqs
     dec_bytes = decode_seqs * cd * kv_el * t.kv_bytes_per_element
     dec = smoothmax(f_dec / (peak * c["attention_efficiency"]), dec_bytes / (bw * c["kv_read_efficiency"]),
                     c["roofline_sharpness"])
-    return pre + dec
+    return pre + dec + extra
+
+
+def linear_attention_time_s(t: PerfTarget, tp, prefill_tokens, decode_seqs) -> np.ndarray:
+    """One linear-attention (Gated DeltaNet) layer's recurrence on one GPU: each decode step reads and
+    writes every sequence's conv and recurrent state (fp32); a prompt token costs ~4 x key_dim x
+    value_head_dim FLOPs of state update (chunked delta rule). Heads are split by TP."""
+    a, c = t.arch, t.coef
+    la = a.linear
+    state = (la.recurrent_state_elements() + la.conv_state_elements()) / tp
+    dec_bytes = 2.0 * 4.0 * decode_seqs * state
+    flops = 4.0 * la.key_dim * la.value_head_dim * (prefill_tokens + decode_seqs) / tp
+    return smoothmax(flops / (t.gpu.peak_flops("bf16") * c["attention_efficiency"]),
+                     dec_bytes / (t.gpu.memory_bandwidth_bytes_per_s * c["kv_read_efficiency"]),
+                     c["roofline_sharpness"])
 
 
 def allreduce_time_s(t: PerfTarget, n_gpus, message_bytes, link_bw) -> np.ndarray:
@@ -238,28 +276,22 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
         np.asarray(prefill_seqs, dtype=np.float64)
     T = P + D
     bw = gpu.memory_bandwidth_bytes_per_s
-    peak = gemm_peak_flops(gpu, t.weights)
     peak16 = gpu.peak_flops("bf16")
-    bpw = t.weights.bytes_per_param
-    dense_bpw = 2.0 if t.quantized_experts_only else bpw
     W = linear_params_per_gpu(a, tp)
     n = _layer_counts(a)
     h = a.hidden_size
     act = 2.0 * T * h * ACT_BYTES
 
-    eff = gemm_efficiency_key(gpu, t.weights)
-    dense_eff = "gemm_efficiency" if t.quantized_experts_only else eff
-    dense_peak = peak16 if t.quantized_experts_only else peak
-
-    def gemm(params, tokens, bytes_per_param):
-        return _roofline(2.0 * tokens * params, params * bytes_per_param + act, dense_peak, bw, c, dense_eff)
+    def gemm(params, tokens, kind):
+        bpp, pk, eff = t.linear(kind)
+        return _roofline(2.0 * tokens * params, params * bpp + act, pk, bw, c, eff)
 
     total, comp = 0.0, 0.0
     attn_layers = n["full"] + n["sliding"]
-    for params, count in ((W["qkv"] + W["o"], attn_layers), (W["dense_mlp"], n["dense_mlp"]),
-                          (W["linear_mixer"], n["linear"])):
+    for params, count, kind in ((W["qkv"] + W["o"], attn_layers, "attention"), (W["dense_mlp"], n["dense_mlp"], "mlp"),
+                                (W["linear_mixer"], n["linear"], "attention")):
         if count:
-            tt, cc = gemm(params, T, dense_bpw)
+            tt, cc = gemm(params, T, kind)
             total, comp = total + count * tt, comp + count * cc
     comm = 0.0
     span = tp * dp
@@ -268,11 +300,12 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
         t_engine = T * dp                              # tokens all attention ranks send to the experts
         assign = t_engine * m.top_k
         touched = 1.0 - (1.0 - m.top_k / m.num_experts) ** t_engine
-        e_bytes = m.num_experts * touched * W["expert"] * bpw / span
+        bpp, pk, eff = t.linear("experts")
+        e_bytes = m.num_experts * touched * W["expert"] * bpp / span
         e_flops = 2.0 * assign * W["expert"] / span
-        te, ce = _roofline(e_flops, e_bytes + act, peak, bw, c, eff)
+        te, ce = _roofline(e_flops, e_bytes + act, pk, bw, c, eff)
         imb = np.where(ep > 1, c["moe_imbalance"], 1.0)
-        tt, cc = gemm(W["shared"], T, dense_bpw) if m.shared_intermediate else (0.0, 0.0)
+        tt, cc = gemm(W["shared"], T, "shared_experts") if m.shared_intermediate else (0.0, 0.0)
         total = total + n["moe"] * (te * imb + tt)
         comp = comp + n["moe"] * (ce * imb + cc)
         routed = assign / dp * h * ACT_BYTES            # per GPU of the attention rank's tokens
@@ -285,13 +318,15 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
     comm = comm + ar_layers * allreduce_time_s(t, tp, T * h * ACT_BYTES, link_bandwidth(t, tp))
     comm = comm + (pp - 1.0) * (T * h * ACT_BYTES / link_bandwidth(t, tp * pp) + c["allreduce_latency_s"])
     rows = D + n_pre / pp
-    t_head, c_head = _roofline(2.0 * rows * W["lm_head"], W["lm_head"] * 2.0 + rows * h * ACT_BYTES,
-                               peak16, bw, c)
+    bpp, pk, eff = t.linear("lm_head")
+    t_head, c_head = _roofline(2.0 * rows * W["lm_head"], W["lm_head"] * bpp + rows * h * ACT_BYTES, pk, bw, c, eff)
     ctx_p = np.asarray(prefill_ctx, dtype=np.float64)
     ctx_d = np.asarray(decode_ctx, dtype=np.float64)
     attn = n["full"] * attention_time_s(t, tp, P, ctx_p, D, ctx_d, None)
     if n["sliding"]:
         attn = attn + n["sliding"] * attention_time_s(t, tp, P, ctx_p, D, ctx_d, a.sliding_window)
+    if n["linear"] and a.linear:
+        attn = attn + n["linear"] * linear_attention_time_s(t, tp, P, D)
     elem = a.num_layers * T * h * ACT_BYTES * ELEMENTWISE_PASSES / (bw * c["memory_efficiency"])
     graph = (P == 0) & (D * pp <= CUDA_GRAPH_MAX_BATCH)
     per_layer = np.where(graph, c["layer_overhead_graph_s"], c["layer_overhead_eager_s"])
@@ -304,16 +339,17 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
                     communication_s=b(comm), elementwise_s=b(elem), overhead_s=b(overhead))
 
 
-def make_target(arch: ModelArch, weights: WeightFormat, gpu: GpuSpec, engine: str, kv_dtype: str = "auto",
-                gpus_per_node: int | None = None, intra_link: Link | None = None,
-                quantized_experts_only: bool = False, coef: Mapping[str, float] | None = None) -> PerfTarget:
-    """A PerfTarget with the calibrated coefficients of (GPU generation, engine) unless ``coef`` is given."""
+def make_target(arch: ModelArch, weights: WeightFormat | QuantScheme, gpu: GpuSpec, engine: str,
+                kv_dtype: str = "auto", gpus_per_node: int | None = None, intra_link: Link | None = None,
+                coef: Mapping[str, float] | None = None) -> PerfTarget:
+    """A PerfTarget with the calibrated coefficients of (GPU generation, engine) unless ``coef`` is given.
+    ``weights``: a format applied to every decoder linear layer, or a checkpoint's QuantScheme."""
     from servewise.estimator.quant import kv_bytes_per_element
     from servewise.perfdata.calibration import load_calibration
 
     if coef is None:
         coef = load_calibration().coefficients(gpu.architecture, engine)
-    return PerfTarget(arch=arch, weights=weights, quantized_experts_only=quantized_experts_only,
-                      kv_bytes_per_element=kv_bytes_per_element(kv_dtype), gpu=gpu,
+    scheme = weights if isinstance(weights, QuantScheme) else plain_scheme(weights)
+    return PerfTarget(arch=arch, scheme=scheme, kv_bytes_per_element=kv_bytes_per_element(kv_dtype), gpu=gpu,
                       gpus_per_node=gpus_per_node or gpu.gpus_per_node, intra_link=intra_link or gpu.interconnect,
                       engine=engine, coef=dict(coef))

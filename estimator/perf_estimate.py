@@ -43,13 +43,16 @@ def kv_limited_batch(ctx: Context, tp: int, pp: int, dp: int, ep: int, max_num_b
                      fraction: float, gpu_id: str | None = None) -> int:
     """Offline max-throughput batch of a worker rank: the requests its KV cache holds at the engine's
     default sequence cap (serving.max_batch), at least 1."""
+    from servewise.estimator.engine_defaults import batch_defaults
     from servewise.estimator.performance import kv_tokens_for, perf_target
-    from servewise.estimator.serving import default_max_num_seqs, max_batch
+    from servewise.estimator.serving import max_batch
 
     t = perf_target(ctx, gpu_id)
-    cap = default_max_num_seqs(ctx.engine_name, t.gpu.memory_bytes, t.gpu.name)
-    mem = t.gpu.memory_bytes if gpu_id else None
-    kv = kv_tokens_for(ctx, tp, pp, dp, ep, cap, max_num_batched_tokens, fraction, mem)
+    cap = batch_defaults(ctx.engine_name, ctx.engine.version, t.gpu, t.gpu.memory_bytes, tp,
+                         ctx.max_model_len).max_num_seqs
+    if ctx.engine_name == "sglang":   # its running requests are limited by the KV pool, not the graph batch
+        cap = 1_000_000
+    kv = kv_tokens_for(ctx, tp, pp, dp, ep, cap, max_num_batched_tokens, fraction, gpu_id)
     wl = ctx.profile.workload
     return max(1, int(_f(max_batch(t, wl.isl, wl.osl, kv, cap))))
 

@@ -16,7 +16,7 @@ request rate; TTFT includes queueing). Bands: ``estimator.uncertainty``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,8 +35,8 @@ def perf_target(ctx: Context, gpu_id: str | None = None) -> PerfTarget:
     gpu = get_gpu(gpu_id) if gpu_id and gpu_id != hw.gpu.id else hw.gpu
     link = hw.intra_node if gpu is hw.gpu else gpu.interconnect
     rm = ctx.model
-    return make_target(rm.arch, rm.weights, gpu, ctx.engine_name, ctx.kv_dtype, gpus_per_node=hw.gpus_per_node,
-                       intra_link=link, quantized_experts_only=rm.quantized_experts_only)
+    return make_target(rm.arch, rm.scheme, gpu, ctx.engine_name, ctx.kv_dtype, gpus_per_node=hw.gpus_per_node,
+                       intra_link=link)
 
 
 def family(ctx: Context) -> str:
@@ -60,9 +60,14 @@ class PerfGrid:
 
 
 def kv_tokens_for(ctx: Context, tp, pp, dp, ep, max_num_seqs, max_num_batched_tokens, fraction,
-                  gpu_memory_bytes: int | None = None) -> np.ndarray:
-    """KV-cache tokens per rank from the memory model (budget.memory_terms, vectorised)."""
-    t = budget.memory_terms(ctx, tp, pp, ep, dp, max_num_seqs, max_num_batched_tokens, fraction, gpu_memory_bytes)
+                  gpu_id: str | None = None) -> np.ndarray:
+    """KV-cache tokens per rank from the memory model (budget.memory_terms, vectorised); ``gpu_id``:
+    a role's own GPU when it differs from the hardware's."""
+    req = budget.MemoryRequest.from_context(ctx)
+    if gpu_id and gpu_id != ctx.hardware.gpu.id:
+        gpu = get_gpu(gpu_id)
+        req = replace(req, gpu=gpu, memory_bytes=gpu.memory_bytes)
+    t = budget.memory_terms(req, tp, pp, ep, dp, max_num_seqs, max_num_batched_tokens, fraction)
     return np.asarray(t.kv_cache_tokens, dtype=np.float64)
 
 
@@ -88,8 +93,7 @@ def agg_grid(ctx: Context, tp: ArrayLike = 1, pp: ArrayLike = 1, dp: ArrayLike =
     t = perf_target(ctx, gpu_id)
     par = Parallel.of(tp, pp, dp, ep)
     if kv_tokens is None:
-        mem = get_gpu(gpu_id).memory_bytes if gpu_id else None
-        kv_tokens = kv_tokens_for(ctx, tp, pp, dp, ep, max_num_seqs, max_num_batched_tokens, fraction, mem)
+        kv_tokens = kv_tokens_for(ctx, tp, pp, dp, ep, max_num_seqs, max_num_batched_tokens, fraction, gpu_id)
     if max_throughput:
         n = max_batch(t, isl, osl, kv_tokens, max_num_seqs)
         pt = aggregated(t, par, isl, osl, n * par.dp, max_num_batched_tokens, max_num_seqs, kv_tokens)
@@ -126,9 +130,8 @@ def disagg_grid(ctx: Context, prefill: tuple, decode: tuple, prefill_workers: Ar
     pt_, dt_ = perf_target(ctx, prefill_gpu_id), perf_target(ctx, decode_gpu_id)
     p_par, d_par = Parallel.of(*prefill), Parallel.of(*decode)
     if decode_kv_tokens is None:
-        mem = get_gpu(decode_gpu_id).memory_bytes if decode_gpu_id else None
         decode_kv_tokens = kv_tokens_for(ctx, decode[0], decode[1], decode[2], decode[3], decode_max_seqs,
-                                         decode_budget, fraction, mem)
+                                         decode_budget, fraction, decode_gpu_id)
     gpus = np.asarray(prefill_workers) * p_par.gpus + np.asarray(decode_workers) * d_par.gpus
     pt = disaggregated(pt_, dt_, p_par, d_par, isl, osl, concurrency, prefill_workers, decode_workers,
                        prefill_budget, decode_max_seqs, decode_kv_tokens, pools_link_bandwidth(ctx, gpus, pt_))

@@ -48,33 +48,6 @@ SCHEDULING = {"vllm": MIXED, "trtllm": MIXED, "sglang": PREFILL_FIRST}
 # allocated as tokens are generated (vLLM, SGLang paged/radix caches).
 RESERVES_FULL_REQUEST = {"trtllm": True}
 
-GIB = 1024**3
-
-
-def default_token_budget(engine: str, gpu_memory_bytes: float, gpu_name: str = "") -> int:
-    """Each engine's default step token budget on a GPU (what an unflagged server runs with).
-
-    vLLM (arg_utils.get_batch_defaults, API server): 8192 on GPUs with >= 70 GiB except A100, else 2048.
-    SGLang (server_args chunked_prefill_size): 2048 below 35 GiB, 8192 below 160 GiB, else 16384.
-    TRT-LLM (trtllm-serve / LLM API BuildConfig.max_num_tokens): 8192.
-    """
-    mib = gpu_memory_bytes / 2**20
-    if engine == "vllm":
-        return 8192 if gpu_memory_bytes >= 70 * GIB and "a100" not in gpu_name.lower() else 2048
-    if engine == "sglang":
-        return 2048 if mib < 35 * 1024 else 8192 if mib < 160 * 1024 else 16384
-    return 8192
-
-
-def default_max_num_seqs(engine: str, gpu_memory_bytes: float, gpu_name: str = "") -> int:
-    """Each engine's default cap on running sequences: vLLM 1024 on >= 70 GiB GPUs except A100, else 256
-    (arg_utils.get_batch_defaults); TRT-LLM max_batch_size 2048 (LLM API default); SGLang sizes
-    max_running_requests from its KV pool, so no cap below the KV limit (4096 stands for none)."""
-    if engine == "vllm":
-        return 1024 if gpu_memory_bytes >= 70 * GIB and "a100" not in gpu_name.lower() else 256
-    return 2048 if engine == "trtllm" else 4096
-
-
 @dataclass(frozen=True)
 class ServingPoint:
     """One worker's steady state (arrays of the broadcast shape). Rates are per worker."""

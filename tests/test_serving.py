@@ -8,13 +8,8 @@ import pytest
 from servewise.estimator.disagg import disaggregated, kv_cache_bytes, kv_transfer_s, matched_prefill_workers
 from servewise.estimator.perf import Parallel, make_target
 from servewise.estimator.quant import weight_format
-from servewise.estimator.serving import (
-    aggregated, aggregated_at_rate, default_max_num_seqs, default_token_budget, kv_capacity_requests, max_batch,
-)
+from servewise.estimator.serving import aggregated, aggregated_at_rate, kv_capacity_requests, max_batch
 from tests.test_perf import arch
-
-GIB = 1024**3
-
 
 def qwen(engine="vllm", gpu="h100-sxm"):
     from servewise.perfdata import get_gpu
@@ -24,15 +19,6 @@ def qwen(engine="vllm", gpu="h100-sxm"):
 
 def agg(t, c, isl=1024, osl=512, tp=4, kv=1e6, budget=8192, seqs=1024):
     return aggregated(t, Parallel.of(tp), isl, osl, c, budget, seqs, kv)
-
-
-def test_engine_defaults_follow_the_engines_rules():
-    assert default_token_budget("vllm", 80 * GIB, "NVIDIA H100 80GB HBM3") == 8192
-    assert default_token_budget("vllm", 80 * GIB, "NVIDIA A100-SXM4-80GB") == 2048
-    assert default_token_budget("vllm", 24 * GIB) == 2048
-    assert default_token_budget("sglang", 80 * GIB) == 8192
-    assert default_token_budget("sglang", 180 * GIB) == 16384
-    assert default_max_num_seqs("vllm", 80 * GIB) == 1024 and default_max_num_seqs("vllm", 24 * GIB) == 256
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
