@@ -52,9 +52,15 @@ def kv_limited_batch(ctx: Context, tp: int, pp: int, dp: int, ep: int, max_num_b
                          ctx.max_model_len).max_num_seqs
     if ctx.engine_name == "sglang":   # its running requests are limited by the KV pool, not the graph batch
         cap = 1_000_000
-    kv = kv_tokens_for(ctx, tp, pp, dp, ep, cap, max_num_batched_tokens, fraction, gpu_id)
     wl = ctx.profile.workload
-    return max(1, int(_f(max_batch(t, wl.isl, wl.osl, kv, cap))))
+    batch = cap
+    for _ in range(6):   # the sampler's activation grows with the batch: settle on a batch that fits
+        kv = kv_tokens_for(ctx, tp, pp, dp, ep, batch, max_num_batched_tokens, fraction, gpu_id)
+        nxt = max(1, int(_f(max_batch(t, wl.isl, wl.osl, kv, cap))))
+        if nxt == batch:
+            break
+        batch = nxt
+    return batch
 
 
 def _load(ctx: Context, replicas: int) -> dict:
