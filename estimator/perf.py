@@ -314,16 +314,19 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
         bpp, pk, eff = t.linear("experts")
         e_bytes = m.num_experts * touched * W["expert"] * bpp / span
         e_flops = 2.0 * assign * W["expert"] / span
-        te, ce = _roofline(e_flops / c["moe_efficiency"], e_bytes + act, pk, bw, c, eff)
+        te, ce = _roofline(e_flops, e_bytes + act, pk, bw, c, eff)
+        te, ce = te / c["moe_efficiency"], ce / c["moe_efficiency"]   # grouped/fused expert kernels
         imb = np.where(ep > 1, c["moe_imbalance"], 1.0)
         tt, cc = gemm(W["shared"], T, "shared_experts") if m.shared_intermediate else (0.0, 0.0)
         total = total + n["moe"] * (te * imb + tt)
         comp = comp + n["moe"] * (ce * imb + cc)
+        # With attention data parallel (dp > 1) each rank's tokens are dispatched to the experts' ranks and
+        # combined back (all-to-all); with attention TP the tokens are already on every rank, so each rank
+        # runs its experts (EP) or expert slices (TP) on all of them and one all-reduce combines the output.
         routed = assign / dp * h * ACT_BYTES            # per GPU of the attention rank's tokens
-        comm = comm + n["moe"] * alltoall_time_s(t, ep, routed / tp, link_bandwidth(t, span))
-        # experts sharded by TP only (ep = 1): their output is all-reduced like a dense MLP
-        comm = comm + n["moe"] * np.where(ep > 1, 0.0, allreduce_time_s(t, tp, T * h * ACT_BYTES,
-                                                                       link_bandwidth(t, tp)))
+        a2a = alltoall_time_s(t, np.where(dp > 1, ep, 1.0), routed / tp, link_bandwidth(t, span))
+        ar = allreduce_time_s(t, tp, T * h * ACT_BYTES, link_bandwidth(t, tp))
+        comm = comm + n["moe"] * np.where(dp > 1, a2a, ar)
     # TP all-reduce after attention (and linear mixers) and after each dense MLP
     ar_layers = attn_layers + n["linear"] + n["dense_mlp"]
     comm = comm + ar_layers * allreduce_time_s(t, tp, T * h * ACT_BYTES, link_bandwidth(t, tp))

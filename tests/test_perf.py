@@ -118,12 +118,20 @@ def test_moe_touches_top_k_experts_for_one_token_and_all_for_many():
     assert float(many.weights_read_s + many.gemm_compute_s) > 8 * expert_bytes / bw
 
 
-def test_expert_parallel_adds_all_to_all_not_allreduce_for_experts():
+def test_attention_data_parallel_moe_uses_all_to_all_and_attention_tp_an_allreduce():
+    """With attention DP each rank's tokens travel to the experts and back (all-to-all); with attention
+    TP the tokens are on every rank already and one all-reduce combines the experts' output, whether the
+    experts are split by EP or by TP (same bytes on the wire)."""
     moe = ModelArch.from_hf_config(MOE_CONFIG)
     t = target(a=moe)
-    ep = step_time(t, Parallel.of(tp=4, ep=4), decode_seqs=64, decode_ctx=512)
-    tp = step_time(t, Parallel.of(tp=4, ep=1), decode_seqs=64, decode_ctx=512)
-    assert float(ep.communication_s) != float(tp.communication_s)
+    kw = dict(decode_seqs=64, decode_ctx=512)
+    tp_ep = step_time(t, Parallel.of(tp=4, ep=4), **kw)
+    tp_only = step_time(t, Parallel.of(tp=4, ep=1), **kw)
+    assert float(tp_ep.communication_s) == pytest.approx(float(tp_only.communication_s))
+    dp_ep = step_time(t, Parallel.of(tp=1, dp=4, ep=4), **kw)
+    assert float(dp_ep.communication_s) > 0
+    dp_one = step_time(t, Parallel.of(tp=1, dp=1, ep=1), **kw)
+    assert float(dp_one.communication_s) == 0
 
 
 def test_sliding_window_caps_attention():
