@@ -154,9 +154,11 @@ def build_document(df, layers, seg, transfer) -> dict:
                     + ", ".join(sorted(use["system"].unique()))),
         "fitted": _dt.date.today().isoformat(),
         "method": ("robust (soft-L1) least squares on log TTFT and log TPOT, measurement groups weighted "
-                   "equally, weak priors; layers global <- generation <- engine <- engine/generation; bands: "
+                   "equally, weak priors; dense models first, then only what MoE adds with those fixed; layers "
+                   "global <- generation <- engine <- engine/generation; bands: "
                    f"{int(BAND_LEVEL * 100)}% central quantiles of {FOLDS}-fold group-held-out residuals per "
-                   "segment (benchmarks/calibrate.py)"),
+                   "segment; transfer bands from leave-one-engine-out and leave-one-generation-out fits "
+                   "(benchmarks/calibrate.py)"),
         "band_level": BAND_LEVEL,
         "rows_used": int(len(use)),
         "global": layers["global"],
@@ -171,6 +173,11 @@ def build_document(df, layers, seg, transfer) -> dict:
             "efficiencies against their own datasheet peaks.",
             "Rows without a precision are read as bf16; TRT-LLM FP8/FP4 rows as FP8 KV cache; engine "
             "defaults assumed for batch limits and memory fractions (DATA_DICTIONARY.md).",
+            "kv_transfer_efficiency and kv_transfer_latency_s are not fitted (no row of the sample varies the "
+            "link between disaggregated pools): 0.7 of the link bandwidth and 1 ms per transfer are assumptions.",
+            "Coefficients at a bound of their prior range (e.g. 8-bit GEMM efficiency 0.9 on Hopper) absorb "
+            "effects the model does not separate (prefix-cache hits or speculative decoding in some runs); "
+            "their segments' bands carry that error.",
         ],
     }
 

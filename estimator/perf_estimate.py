@@ -94,11 +94,11 @@ def agg_perf(ctx: Context, plan: AggPlan, memory: MemoryEstimate) -> PerfEstimat
     if queue > 0.05:
         dom.append(f"TTFT: queueing behind other prompts {100 * queue:.0f}%")
     dom += step_terms(pt.heavy, "prefill step", 2)
-    return _perf(g, r, plan.gpus, conc, dom)
+    return _perf(g, r, plan.gpus, conc, dom, open_loop=wl.load.request_rate is not None)
 
 
 def _perf(g, replicas: int, gpus: int, concurrency: float, dominant: list[str],
-          kv_transfer_s: float | None = None) -> PerfEstimate:
+          kv_transfer_s: float | None = None, open_loop: bool = False) -> PerfEstimate:
     thr = _f(g.output_tokens_per_s) * replicas
     lo, hi = g.output_tokens_per_s_band
     tpot_lo, tpot_hi = g.tpot_band_s
@@ -113,8 +113,20 @@ def _perf(g, replicas: int, gpus: int, concurrency: float, dominant: list[str],
                                                                                   round(1.0 / _f(tpot_lo), 3)),
         requests_per_s=round(_f(g.requests_per_s) * replicas, 4),
         requests_per_s_range=_band(g.output_tokens_per_s_band, replicas / _osl(g)),
-        concurrency=round(concurrency, 3), kv_transfer_ms=None if kv_transfer_s is None else _ms(kv_transfer_s),
+        concurrency=round(concurrency, 3), concurrency_range=_concurrency_band(g, replicas, concurrency, open_loop),
+        kv_transfer_ms=None if kv_transfer_s is None else _ms(kv_transfer_s),
         dominant_terms=dominant, provenance=g.coverage.provenance)
+
+
+def _concurrency_band(g, replicas: int, concurrency: float, open_loop: bool) -> tuple[float, float]:
+    """Closed loop: the load is given. Open loop: Little's law over the TTFT and TPOT bands."""
+    if not open_loop:
+        return (round(concurrency, 3), round(concurrency, 3))
+    rate = _f(g.requests_per_s) * replicas
+    osl = _osl(g)
+    lo = rate * (_f(g.ttft_band_s[0]) + (osl - 1) * _f(g.tpot_band_s[0]))
+    hi = rate * (_f(g.ttft_band_s[1]) + (osl - 1) * _f(g.tpot_band_s[1]))
+    return (round(min(lo, concurrency), 3), round(max(hi, concurrency), 3))
 
 
 def _osl(g) -> float:
@@ -156,7 +168,7 @@ def disagg_perf(ctx: Context, plan: DisaggPlan, roles: dict[str, RoleEstimate]) 
     system_gpus = plan.gpus
     perf = _perf(g, plan.replicas, system_gpus, conc * plan.replicas,
                  step_terms(pt.decode_step, "TPOT") + step_terms(pt.prefill_step, "prefill step", 2),
-                 kv_transfer_s=_f(pt.kv_transfer_s))
+                 kv_transfer_s=_f(pt.kv_transfer_s), open_loop=ld.request_rate is not None)
     rps = _f(pt.requests_per_s)
     pre = RolePerf(role="prefill", ttft_ms=_ms(pt.prefill_s), ttft_ms_range=_band_ms(band(pt.prefill_s, g.coverage,
                                                                                           "ttft")),

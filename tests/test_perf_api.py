@@ -87,6 +87,8 @@ def test_request_rate_estimate():
     d = json.loads(run_cli("estimate", *QWEN, "--request-rate", "2", "--json").out)
     assert d["perf"]["requests_per_s"] == pytest.approx(2.0, rel=1e-3)
     assert d["perf"]["output_tokens_per_s"] == pytest.approx(1000.0, rel=1e-3)
+    lo, hi = d["perf"]["concurrency_range"]
+    assert lo < d["perf"]["concurrency"] < hi
 
 
 def test_human_output_shows_bands_and_provenance():
