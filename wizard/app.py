@@ -140,7 +140,11 @@ class WizardApp(App[int]):
         if self._plan_timer is not None:
             self._plan_timer.stop()
         gen, draft = self._generation, self.draft
-        self._plan_timer = self.set_timer(self.replan_delay_s, partial(self._plan, gen, draft))
+        if self.replan_delay_s > 0:
+            self._plan_timer = self.set_timer(self.replan_delay_s, partial(self._plan, gen, draft))
+        else:
+            self._plan_timer = None
+            self._plan(gen, draft)
 
     @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def _plan(self, generation: int, draft: Draft) -> None:

@@ -115,6 +115,8 @@ class EngineScreen(StepScreen):
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         name = event.option.id
+        if event.option_index != event.option_list.highlighted:
+            return  # stale: the highlight moved on (or was set from the draft) since
         if self.draft is None or name is None or name == self.draft.engine.name:
             return
         self._reset_versions(name, None)

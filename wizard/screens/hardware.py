@@ -163,8 +163,8 @@ class HardwareScreen(StepScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value
-        if key is None:
-            return
+        if key is None or event.cursor_row != event.data_table.cursor_row:
+            return  # stale: the cursor moved on (or was set from the draft) since
         if event.data_table.id == "gpu-table":
             self._choose_catalog(key)
         else:

@@ -147,6 +147,8 @@ class ModelScreen(StepScreen):
             self.edit(model=new)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != event.data_table.cursor_row:
+            return  # stale: the cursor moved on (or was set from the draft) since
         if event.row_key.value is not None and not self.query_one("#model-id", Input).value.strip():
             self._set_model(id=event.row_key.value, revision=None, config_hash=None, architecture=None)
 

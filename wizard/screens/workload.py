@@ -129,6 +129,8 @@ class WorkloadScreen(StepScreen):
             self.edit(workload=preset.workload, sla=sla)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_index != event.option_list.highlighted:
+            return  # stale: the highlight moved on (or was set from the draft) since
         if event.option.id in PRESETS:
             self._apply_preset(PRESETS[event.option.id])
 
