@@ -233,3 +233,55 @@ async def test_ctrl_q_asks_when_unsaved_and_exits_130():
         await pilot.press("ctrl+q", "enter")
         await pilot.pause()
     assert app.return_value == 130
+
+
+def _perf(ttft: float, tpot: float, per_gpu: float, per_user: float, gpus: int):  # type: ignore[no-untyped-def]
+    from servewise.estimator.results import PerfEstimate
+
+    def band(v: float) -> tuple[float, float]:
+        return (v * 0.8, v * 1.25)
+    return PerfEstimate(ttft_ms=ttft, ttft_ms_range=band(ttft), tpot_ms=tpot, tpot_ms_range=band(tpot),
+                        output_tokens_per_s=per_gpu * gpus, output_tokens_per_s_range=band(per_gpu * gpus),
+                        output_tokens_per_s_per_gpu=per_gpu, output_tokens_per_s_per_gpu_range=band(per_gpu),
+                        tokens_per_s_per_user=per_user, tokens_per_s_per_user_range=band(per_user),
+                        requests_per_s=1.0, requests_per_s_range=(0.8, 1.2), concurrency=32)
+
+
+def _rich_plan(profile):  # type: ignore[no-untyped-def]
+    """The real plan, dressed with what the performance model and the search add (the result
+    contract): perf with bands on every candidate, a disaggregated best, a front and a verdict."""
+    from servewise.estimator import plan
+    from servewise.estimator.results import Advice, Candidate
+    from servewise.profiles.schema import DisaggPlan
+
+    r = plan(profile)
+    agg = r.chosen.model_copy(update={"perf": _perf(420.0, 24.5, 1310.0, 40.8, 8)})
+    w = agg.plan.worker
+    slow = agg.model_copy(update={"plan": agg.plan.model_copy(update={"replicas": 1, "worker": w.model_copy(
+        update={"tp": 8})}), "perf": _perf(180.0, 12.0, 700.0, 83.0, 8), "meets_sla": True})
+    dis_plan = DisaggPlan(prefill=w.model_copy(update={"workers": 1}), decode=w.model_copy(update={"workers": 2}))
+    dis = Candidate(mode="disagg", plan=dis_plan, gpus_used=6, meets_sla=True, score=1.0,
+                    perf=_perf(510.0, 21.0, 1200.0, 47.0, 6))
+    return r.model_copy(update={
+        "best": {"agg": agg, "disagg": dis}, "chosen": agg, "candidates": {"agg": [agg, slow], "disagg": [dis]},
+        "pareto": [agg, slow, dis], "verdict": "close call: aggregated 1.09x disaggregated, inside the bands",
+        "advice": [Advice(kind="more_gpus", message="16 GPUs would raise tokens/s/user to 60")]})
+
+
+async def test_results_render_what_a_full_plan_result_carries(monkeypatch):
+    from servewise.wizard import planning
+
+    monkeypatch.setattr(planning, "plan", _rich_plan)
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        app.goto("results")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "TTFT" in text and "420 ms" in text and "336–525" in text          # value and band
+        assert "P 1 × TP2 / D 2 × TP2" in text and "21.0 ms" in text               # disaggregated card
+        assert "Verdict: close call" in text and "16 GPUs would raise" in text
+        assert "tokens/s per user" in text and "★" in text and "▲" in text and "●" in text  # the chart
+        assert "No Pareto chart" not in text
+        table = app.screen.query_one("#candidates", DataTable)
+        assert table.row_count == 3 and table.get_row_at(2)[1] == "disagg"

@@ -64,7 +64,7 @@ class WizardApp(App[int]):
     CSS_PATH = "wizard.tcss"
     TITLE = "servewise"
     SUB_TITLE = "plan LLM serving"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("ctrl+n", "next", "Next", priority=True),

@@ -15,7 +15,7 @@ from servewise.profiles.store import validation_message
 from servewise.wizard.flags import ENGINES
 from servewise.wizard.screens.base import Navigate, StepScreen
 from servewise.wizard.state import Draft
-from servewise.wizard.widgets.field import Field
+from servewise.wizard.widgets.field import Field, Tick
 
 ENGINE_TITLES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
 DEFAULT_VERSION = ""   # the Select value that stands for "servewise's default version"
@@ -59,8 +59,8 @@ class EngineScreen(StepScreen):
         yield Field("Image", input_id="engine-image", wide=True, validators=[ImageValidator()])
         yield Static("Modes to search", classes="section-title")
         with Horizontal(classes="fields-row modes"):
-            yield Checkbox("aggregated", value="agg" in draft.search.modes, id="mode-agg", compact=True)
-            yield Checkbox("disaggregated (prefill / decode pools)", value="disagg" in draft.search.modes,
+            yield Tick("aggregated", value="agg" in draft.search.modes, id="mode-agg", compact=True)
+            yield Tick("disaggregated (prefill / decode pools)", value="disagg" in draft.search.modes,
                            id="mode-disagg", compact=True)
         yield Static(id="modes-error", classes="field-error")
         yield Static(id="engine-facts", classes="muted")

@@ -17,7 +17,7 @@ from servewise.render import render
 from servewise.wizard.planning import PlanOutcome
 from servewise.wizard.screens.base import Navigate, StepScreen
 from servewise.wizard.state import Draft, available_targets
-from servewise.wizard.widgets.field import Field
+from servewise.wizard.widgets.field import Field, Tick
 from servewise.wizard.widgets.preview import ArtifactPreview
 
 TARGET_TITLES = {"shell": "shell", "compose": "compose", "helm": "helm", "k8s": "k8s"}
@@ -44,14 +44,14 @@ class SaveScreen(StepScreen):
                     validators=[Function(_path_ok, "a file path, e.g. profile.yaml")])
         with Horizontal(classes="fields-row"):
             yield Label("Artifacts", classes="field-label")
-            yield Checkbox("write them too", value=draft.write_artifacts, id="write-artifacts", compact=True)
+            yield Tick("write them too", value=draft.write_artifacts, id="write-artifacts", compact=True)
         yield Field("Artifacts folder", input_id="artifacts-dir", wide=True,
                     validators=[Function(_path_ok, "a folder path")], hint="replaced whole (asks first)")
         can = set(available_targets())
         with Horizontal(classes="fields-row targets"):
             yield Label("Targets", classes="field-label")
             for t, title in TARGET_TITLES.items():
-                yield Checkbox(title, value=t in draft.deploy.targets, id=f"target-{t}", compact=True,
+                yield Tick(title, value=t in draft.deploy.targets, id=f"target-{t}", compact=True,
                                disabled=t not in can and t not in draft.deploy.targets)
         missing = [t for t in TARGET_TITLES if t not in can]
         if missing:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from textual.app import ComposeResult
 from textual.validation import Validator
 from textual.widget import Widget
-from textual.widgets import Input, Label, Static
+from textual.widgets import Checkbox, Input, Label, Static
 
 
 class Field(Widget):
@@ -50,3 +50,11 @@ class Field(Widget):
 
     def on_mount(self) -> None:
         self.show_error(None)
+
+
+class Tick(Checkbox):
+    """A checkbox whose mark shows its state by glyph as well as colour (✓ on, blank off)."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # noqa: N802 - Textual's name
+        return "✓" if self.value else " "

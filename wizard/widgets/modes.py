@@ -30,14 +30,13 @@ def card_text(result: PlanResult | None, mode: str, searched: bool,
                                                          "$text-warning")])
     if selected == best.plan:
         title = Content.assemble(title, "  ", ("★ selected", "$warning bold"))
-    lines = [title,
-             Content(f"{layout(best.plan)} · {best.gpus_used} GPUs · max_num_seqs {batch(best.plan)}")]
+    lines = [title, Content(f"{layout(best.plan)} · {best.gpus_used} GPUs · batch {batch(best.plan)}")]
     rows = perf_rows(best.perf)
     if not rows:
         lines.append(Content.styled("no performance figures: this plan is sized on memory only", "$text-muted"))
     else:
         for label, value, band in rows:
-            lines.append(Content.assemble(f"{label:<14}", (f"{value:>12}", "bold"),
+            lines.append(Content.assemble(f"{label:<11}", (f"{value:>9}", "bold"),
                                           (f"  {band}" if band else "", "$text-muted")))
     sla = "meets the SLA ✓" if best.meets_sla else "misses the SLA ✗"
     lines.append(Content.styled(sla, "$text-success" if best.meets_sla else "$text-error"))

@@ -43,8 +43,8 @@ class ParetoChart(Widget):
     """Scatter of every candidate with figures; the front and the selection stand out."""
 
     DEFAULT_CSS = """
-    ParetoChart { height: 16; }
-    ParetoChart.-empty { height: auto; }
+    ParetoChart { height: 16; text-wrap: nowrap; text-overflow: clip; }
+    ParetoChart.-empty { height: auto; text-wrap: wrap; }
     """
 
     result: reactive[PlanResult | None] = reactive(None)

@@ -61,9 +61,9 @@ def band(b: tuple[float, float] | list[float] | None) -> str:
 PERF_ROWS = (
     ("TTFT", "ttft_ms", "ms"),
     ("TPOT", "tpot_ms", "ms"),
-    ("tokens/s/GPU", "output_tokens_per_s_per_gpu", ""),
-    ("tokens/s/user", "tokens_per_s_per_user", ""),
-    ("tokens/s", "output_tokens_per_s", ""),
+    ("tok/s/GPU", "output_tokens_per_s_per_gpu", ""),
+    ("tok/s/user", "tokens_per_s_per_user", ""),
+    ("tok/s", "output_tokens_per_s", ""),
 )
 
 
