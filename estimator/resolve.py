@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from servewise.estimator.arch import ModelArch
 from servewise.estimator.errors import ConfigError
-from servewise.estimator.quant import WeightFormat, weight_format
+from servewise.estimator.quant import (
+    QuantScheme, WeightFormat, dtype_from_quantization_config, plain_scheme, scheme_from_quantization_config,
+    weight_format,
+)
 from servewise.perfdata import GpuSpec, get_engine, get_gpu
 from servewise.perfdata.engines import EngineVersion
 from servewise.perfdata.gpus import Link
@@ -24,12 +27,17 @@ class ResolvedModel:
     weights: WeightFormat            # format of the quantized linear layers at serving time
     source: str                      # catalog | hub | local | profile
     published_params: float | None = None
-    quantized_experts_only: bool = False   # e.g. gpt-oss MXFP4: attention stays 16-bit
     engine_quantization: str | None = None  # the engine --quantization value the checkpoint needs, if any
+    quant: QuantScheme | None = None  # which modules use ``weights``; None: every decoder linear layer
 
     @property
     def weights_dtype(self) -> str:
         return self.weights.name
+
+    @property
+    def scheme(self) -> QuantScheme:
+        """The quantization scheme (``quant``, or the default one for ``weights``)."""
+        return self.quant if self.quant is not None else plain_scheme(self.weights)
 
 
 @dataclass(frozen=True)
@@ -53,20 +61,28 @@ def resolve_model(model: Model) -> ResolvedModel:
         arch = ModelArch.from_hf_config(entry.config)
         ckpt = entry.dtype
         source, published = "catalog", entry.params
+        qcfg = entry.quantization_config or entry.config.get("quantization_config")
     elif model.architecture is not None:
         arch = ModelArch.from_hf_config(model.architecture)
         ckpt = _dtype_from_config(model.architecture)
         source, published = "profile", None
+        qcfg = model.architecture.get("quantization_config")
     else:
         from servewise.perfdata.models import get_model
 
         get_model(model.id)  # raises UnknownIdError with suggestions
         raise AssertionError("unreachable")
-    return with_weights_dtype(ResolvedModel(model.id, arch, ckpt, weight_format(_serving_format(ckpt)),
-                                            source, published), model.weights_dtype)
+    fmt = weight_format(_serving_format(ckpt))
+    scheme = scheme_from_quantization_config(qcfg if isinstance(qcfg, dict) else None, fmt.name)
+    return with_weights_dtype(ResolvedModel(model.id, arch, ckpt, scheme.format, source, published, quant=scheme),
+                              model.weights_dtype)
 
 
 def _dtype_from_config(cfg: dict) -> str:
+    qcfg = cfg.get("quantization_config")
+    quantized = dtype_from_quantization_config(qcfg if isinstance(qcfg, dict) else None)
+    if quantized:
+        return quantized
     d = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
     return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(d, "bf16")
 
@@ -85,8 +101,9 @@ def with_weights_dtype(rm: ResolvedModel, weights_dtype: str) -> ResolvedModel:
         return rm
     ckpt = rm.checkpoint_dtype
     if ckpt in _HIGH_PRECISION and weights_dtype in ("bf16", "fp16", "fp8"):
-        return ResolvedModel(rm.id, rm.arch, ckpt, weight_format(weights_dtype), rm.source, rm.published_params,
-                             rm.quantized_experts_only, "fp8" if weights_dtype == "fp8" else None)
+        fmt = weight_format(weights_dtype)
+        return ResolvedModel(rm.id, rm.arch, ckpt, fmt, rm.source, rm.published_params,
+                             "fp8" if weights_dtype == "fp8" else None, quant=plain_scheme(fmt))
     raise ConfigError(f"{rm.id} is a {ckpt} checkpoint; it cannot be served as {weights_dtype} "
                       f"(use a {weights_dtype} checkpoint of the model, or --weights-dtype auto)",
                       field="--weights-dtype")

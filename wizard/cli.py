@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from servewise.wizard import flags
-    from servewise.wizard.commands import estimate, gpus, models, plan, profile_cmd, replay, wizard_cmd
+    from servewise.wizard.commands import detect, estimate, gpus, models, plan, profile_cmd, replay, wizard_cmd
 
     parser = _Parser(
         prog="servewise",
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_parser(sub)
     estimate.add_parser(sub)
     replay.add_render_parser(sub)
+    detect.add_parser(sub)
     models.add_parser(sub)
     gpus.add_parser(sub)
     profile_cmd.add_parser(sub)
