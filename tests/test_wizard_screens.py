@@ -37,7 +37,7 @@ async def test_hardware_uses_detected_gpus():
         assert hw.source == "nvml" and hw.gpu == "h100-sxm" and hw.total_gpus == 8
         det = app.screen.query_one("#detected-table", DataTable)
         assert det.display and det.row_count == 1
-        assert det.get_row_at(0)[:2] == ["h100-sxm", "8"]
+        assert det.get_row_at(0)[:3] == ["NVIDIA H100 80GB HBM3", "h100-sxm", "8"]
         assert "NVIDIA driver 580.95.05" in screen_text(app)
 
 
@@ -46,7 +46,7 @@ async def test_hardware_search_choice_and_validation(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.click("#gpu-search")
-        await pilot.press(*"h200")
+        await pilot.press(*"h200 sxm")
         table = app.screen.query_one("#gpu-table", DataTable)
         assert table.row_count == 1
         await pilot.press("enter")          # picks the match and goes on
@@ -279,7 +279,7 @@ async def test_results_render_what_a_full_plan_result_carries(monkeypatch):
         await settle(pilot)
         text = screen_text(app)
         assert "TTFT" in text and "420 ms" in text and "336–525" in text          # value and band
-        assert "P 1 × TP2 / D 2 × TP2" in text and "21.0 ms" in text               # disaggregated card
+        assert "P 1 × TP" in text and "/ D 2 × TP" in text and "21.0 ms" in text  # disaggregated card
         assert "Verdict: close call" in text and "16 GPUs would raise" in text
         assert "tokens/s per user" in text and "★" in text and "▲" in text and "●" in text  # the chart
         assert "No Pareto chart" not in text

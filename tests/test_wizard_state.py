@@ -90,3 +90,27 @@ def test_state_and_planning_do_not_import_textual():
     code = ("import sys; import servewise.wizard.state, servewise.wizard.planning, servewise.wizard.detected, "
             "servewise.wizard.commands.wizard_cmd; assert 'textual' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("scenario, expect", [
+    ("h100_x8", [("h100-sxm", 8, "nvlink")]),
+    ("mixed_l4_a10g", None),
+    ("no_driver", []),
+    ("no_gpu", []),
+])
+def test_detection_through_a_fake_nvml(scenario, expect):
+    from servewise.wizard.detected import detect_local
+
+    from . import fake_nvml
+
+    det = detect_local(fake_nvml.SCENARIOS[scenario]())
+    if expect == []:
+        assert not det.found and det.error
+        return
+    assert det.found and det.error is None and det.driver_version
+    got = [(g.hardware.gpu_id, g.hardware.total_gpus, g.hardware.interconnect) for g in det.groups]
+    if expect is None:       # a mixed box: one group per kind, with a warning that a plan uses one
+        assert len(got) >= 2 and any("groups" in w for w in det.warnings)
+    else:
+        assert got == expect and det.groups[0].hardware.source == "nvml"
+        assert 0 < det.groups[0].free_memory_bytes <= det.groups[0].hardware.fingerprint.memory_bytes[0]

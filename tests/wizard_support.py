@@ -24,7 +24,7 @@ def eight_h100() -> Detected:
     hw = Hardware(gpu="h100-sxm", gpus_per_node=8, nodes=1, interconnect="nvlink", source="nvml",
                   fingerprint=Fingerprint(names=["NVIDIA H100 80GB HBM3"] * 8, count=8, memory_bytes=[mem] * 8,
                                           driver_version="580.95.05"))
-    return Detected(groups=(DetectedGroup(hw, mem - 2 * GIB),), driver_version="580.95.05")
+    return Detected(groups=(DetectedGroup(hw, mem - 2 * GIB, "NVIDIA H100 80GB HBM3"),), driver_version="580.95.05")
 
 
 def make_app(draft=None, *, detector=no_gpus, save_path: str | Path | None = None, replan_delay_s: float = 0.0):

@@ -58,7 +58,7 @@ class HardwareScreen(StepScreen):
 
     def on_mount(self) -> None:
         det = self.query_one("#detected-table", DataTable)
-        det.add_columns("GPU", "count", "memory GiB", "free GiB", "interconnect")
+        det.add_columns("GPU", "plans as", "count", "GiB", "free GiB", "link")
         det.display = False
         table = self.query_one("#gpu-table", DataTable)
         table.add_columns("id", "name", "GiB", "TB/s", "BF16 TFLOP/s", "link")
@@ -84,16 +84,18 @@ class HardwareScreen(StepScreen):
             msg.update(f"No GPUs detected: {det.error or 'none found'}. Plan for other hardware below.")
             table.display = False
             return
-        msg.update(f"NVIDIA driver {det.driver_version}" if det.driver_version else "")
+        notes = [f"NVIDIA driver {det.driver_version}"] if det.driver_version else []
+        msg.update("\n".join(notes + [f"⚠ {w}" for w in det.warnings]))
         with table.prevent(DataTable.RowHighlighted):
             table.clear()
             for i, g in enumerate(det.groups):
                 hw = g.hardware
-                name = hw.gpu if isinstance(hw.gpu, str) else hw.gpu.name
+                name = g.name or (hw.gpu if isinstance(hw.gpu, str) else hw.gpu.name)
                 mem = hw.fingerprint.memory_bytes[0] if hw.fingerprint and hw.fingerprint.memory_bytes else None
                 spec = all_gpus().get(hw.gpu_id)
                 link = hw.interconnect or (spec.interconnect.kind if spec else "—")
-                table.add_row(name, str(hw.total_gpus), gib(mem), gib(g.free_memory_bytes), link, key=str(i))
+                table.add_row(name, hw.gpu_id, str(hw.total_gpus), gib(mem), gib(g.free_memory_bytes), link,
+                              key=str(i))
         table.display = True
 
     def _fill_catalog(self, query: str) -> None:

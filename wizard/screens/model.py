@@ -119,7 +119,11 @@ class ModelScreen(StepScreen):
         self.query_one("#max-model-len", Input).value = str(m.max_model_len or "")
 
     def focus_first(self) -> None:
-        self.query_one("#model-table", DataTable).focus()
+        # Enter on the table picks its row: a model from outside the catalog keeps the focus on its id.
+        if self.draft is not None and self.draft.model.id not in all_models():
+            self.query_one("#model-id", Input).focus()
+        else:
+            self.query_one("#model-table", DataTable).focus()
 
     def show_outcome(self, outcome: PlanOutcome | None, planning: bool) -> None:
         ladder = self.query_one("#weights-ladder", Static)
@@ -146,16 +150,21 @@ class ModelScreen(StepScreen):
         if new != self.draft.model:
             self.edit(model=new)
 
+    def _choose(self, model_id: str | None) -> None:
+        """Another model: what was resolved for the previous one (revision, config) no longer applies."""
+        if model_id and self.draft is not None and model_id != self.draft.model.id:
+            self._set_model(id=model_id, revision=None, config_hash=None, architecture=None)
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.cursor_row != event.data_table.cursor_row:
             return  # stale: the cursor moved on (or was set from the draft) since
         if event.row_key.value is not None and not self.query_one("#model-id", Input).value.strip():
-            self._set_model(id=event.row_key.value, revision=None, config_hash=None, architecture=None)
+            self._choose(event.row_key.value)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.query_one("#model-id", Input).value = ""
         if event.row_key.value is not None:
-            self._set_model(id=event.row_key.value, revision=None, config_hash=None, architecture=None)
+            self._choose(event.row_key.value)
         self.post_message(Navigate("next"))
 
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -173,16 +182,16 @@ class ModelScreen(StepScreen):
         if event.input.id == "model-id":
             text = event.value.strip()
             if text and text != self.draft.model.id:
-                self._set_model(id=text, revision=None, config_hash=None, architecture=None)
+                self._choose(text)
                 return  # stay: the status line shows whether the id resolved; Enter again goes on
             if not text:
                 table = self.query_one("#model-table", DataTable)
                 if table.row_count:
                     key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-                    self._set_model(id=key, revision=None, config_hash=None, architecture=None)
+                    self._choose(key)
         elif event.input.id == "model-search":
             table = self.query_one("#model-table", DataTable)
             if table.row_count:
                 key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-                self._set_model(id=key, revision=None, config_hash=None, architecture=None)
+                self._choose(key)
         self.post_message(Navigate("next"))

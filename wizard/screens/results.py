@@ -159,8 +159,7 @@ class ResultsScreen(StepScreen):
             self.post_message(Edited(picked=cand.plan))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        # Textual also runs StepScreen's handler (it dispatches along the MRO): Back/Next are handled there.
         if event.button.id == "cancel-plan":
             event.stop()
             self.app.action_cancel_plan()  # type: ignore[attr-defined]
-        else:
-            super().on_button_pressed(event)
