@@ -285,3 +285,46 @@ async def test_results_render_what_a_full_plan_result_carries(monkeypatch):
         assert "No Pareto chart" not in text
         table = app.screen.query_one("#candidates", DataTable)
         assert table.row_count == 3 and table.get_row_at(2)[1] == "disagg"
+
+
+async def test_detection_through_a_fake_nvml_fills_the_hardware_step():
+    from servewise.wizard.detected import detect_local
+
+    from . import fake_nvml
+
+    app = make_app(detector=lambda: detect_local(fake_nvml.SCENARIOS["h100_x8"]()))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.draft.hardware.source == "nvml" and app.draft.hardware.fingerprint is not None
+        assert app.screen.query_one("#detected-table", DataTable).has_focus
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.step == "model" and app.outcome.draft.hardware.source == "nvml"
+
+
+async def test_a_bug_is_one_line_on_stderr_and_exit_70(monkeypatch, capsys):
+    from servewise.wizard.screens.workload import WorkloadScreen
+
+    def broken(self, draft):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(WorkloadScreen, "load", broken)
+    app = make_app()
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            app.goto("model")
+            await pilot.pause()
+            app.goto("workload")
+            await pilot.pause(0.2)
+    assert app.return_code == 70
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["servewise: internal error in the wizard (RuntimeError: boom); rerun with --debug for the "
+                   "traceback and please report it"]
+
+
+def test_the_wizard_needs_a_terminal():
+    from .conftest import run_cli
+
+    r = run_cli("wizard", "--save", "x.yaml")
+    assert r.code == 2 and r.out == "" and "needs a terminal" in r.err and r.err.count("\n") == 1
