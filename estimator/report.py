@@ -7,6 +7,7 @@ import numpy as np
 
 from servewise.estimator.budget import OVERFLOW_TERMS, MemoryRequest, MemoryTerms, memory_terms, residency
 from servewise.estimator.context import Context
+from servewise.estimator.kvcache import kv_bytes_per_token_layer
 from servewise.estimator.memory import weight_breakdown
 from servewise.estimator.results import MemoryEstimate, Overflow
 from servewise.perfdata.memory_rules import memory_calibration, rules_for
@@ -73,7 +74,7 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
     max_ctx = int(f(t.max_context_tokens))
     overflow = _overflow(t, req, 0)
     per_token = f(t.kv_bytes_per_token)
-    layers = max(1, lay_counts["full"] + lay_counts["sliding"])
+    per_layer = f(kv_bytes_per_token_layer(req.model, w.tp, req.kv_dtype))
     return MemoryEstimate(
         weights_bytes=int(round(f(t.weights_bytes))), kv_cache_bytes=int(round(f(t.kv_cache_bytes))),
         activation_bytes=int(round(f(t.activation_bytes))), cuda_graph_bytes=int(round(f(t.cuda_graph_bytes))),
@@ -87,7 +88,7 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
         max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
         weights_by_module={k: int(round(float(np.asarray(v).ravel()[0]))) for k, v in parts.items()
                            if float(np.asarray(v).ravel()[0]) > 0},
-        kv_bytes_per_token=per_token, kv_bytes_per_token_per_layer=per_token / max(1, int(np.ceil(layers / w.pp))),
+        kv_bytes_per_token=per_token, kv_bytes_per_token_per_layer=per_layer,
         kv_layers={k: int(np.ceil(v / w.pp)) for k, v in lay_counts.items()},
         sliding_window=ctx.model.arch.sliding_window, block_size_tokens=t.block_size_tokens,
         kv_cache_blocks=int(f(t.kv_cache_blocks)), kv_cache_tokens=tokens,
