@@ -118,7 +118,8 @@ def memory_terms(req: MemoryRequest, tp, pp, ep, dp, max_num_seqs, max_num_batch
         in_budget = rules.cuda_graph_budgeted
         budget = total * fraction + zero
         kv = budget - weights - act.total - other - (graphs if in_budget else 0.0)
-        cap = kvc.vllm_capacity(lay, kv, req.block_size, mml, tokens, maxpos)
+        cap = kvc.vllm_capacity(lay, kv, req.block_size, mml, tokens, maxpos, rules.kv_tokens_reported,
+                                rules.hybrid_group_size)
         held = budget + (0.0 if in_budget else graphs)
         room = total - held                           # graphs outside the budget must fit here
         headroom_term, headroom_short = 4, np.maximum(-room, 0.0)

@@ -82,21 +82,25 @@ def _sliding_tokens(window: int, chunk: ArrayLike, length: ArrayLike) -> np.ndar
 
 
 def vllm_capacity(lay: KvLayout, kv_bytes: ArrayLike, block: int, context: ArrayLike,
-                  max_num_batched_tokens: ArrayLike, max_positions: int) -> KvCapacity:
-    """vLLM V1 KV-cache manager (v1/core/kv_cache_utils.py).
+                  max_num_batched_tokens: ArrayLike, max_positions: int, tokens_reported: str = "blocks",
+                  group_size: str = "min") -> KvCapacity:
+    """vLLM V1 KV-cache manager (v1/core/kv_cache_utils.py, kv_cache_planning.py).
 
     One attention type: blocks = kv_bytes // (block x bytes_per_token); tokens = blocks x block.
-    Hybrid (full + sliding): layers form groups of g = min(n_full, n_sliding) layers sharing one
-    pool of pages; blocks = kv_bytes // (block x per-layer bytes) // g; reported tokens =
-    blocks // n_groups x block. A request needs cdiv(L, block) blocks per full group and
-    cdiv(min(window - 1 + max_num_batched_tokens, L), block) + 1 per sliding group; max
-    concurrency = blocks / blocks per request. Longest request: the largest L whose summed
+    Hybrid (full + sliding): layers form groups of g layers sharing one pool of pages, g =
+    min(n_full, n_sliding) (from v0.31: the larger count when it is below 1.5 x the smaller);
+    blocks = kv_bytes // (block x per-layer bytes) // g. A request needs cdiv(L, block) blocks per
+    full group and cdiv(min(window - 1 + max_num_batched_tokens, L), block) + 1 per sliding group;
+    max concurrency = blocks / blocks per request. Reported tokens: blocks // groups x block
+    (v0.11), or int(max concurrency x L) (v0.31+). Longest request: the largest L whose summed
     per-layer need fits kv_bytes (estimate_max_model_len).
     """
     kv = np.maximum(np.asarray(kv_bytes, dtype=np.float64), 0.0)
     page = lay.bytes_per_token_layer * block
     nf, ns = lay.full_layers, lay.sliding_layers
-    g = np.where(lay.hybrid, np.minimum(nf, ns), nf + ns)
+    small, large = np.minimum(nf, ns), np.maximum(nf, ns)
+    hybrid_g = np.where((group_size == "max_within_1.5x") & (large < 1.5 * small), large, small)
+    g = np.where(lay.hybrid, hybrid_g, nf + ns)
     groups_full = np.where(lay.hybrid, ceil_div(nf, np.maximum(g, 1)), 1)
     groups_sw = np.where(lay.hybrid, ceil_div(ns, np.maximum(g, 1)), 0)
     n_groups = groups_full + groups_sw
@@ -107,6 +111,8 @@ def vllm_capacity(lay: KvLayout, kv_bytes: ArrayLike, block: int, context: Array
     sw_blocks = ceil_div(_sliding_tokens(lay.window, max_num_batched_tokens, context), block) + 1
     per_req = np.where(only_sliding, sw_blocks, groups_full * full_blocks + groups_sw * sw_blocks)
     max_conc = blocks / np.maximum(per_req, 1)
+    if tokens_reported == "concurrency":
+        tokens = np.floor(max_conc * np.asarray(context))
 
     def need(length: np.ndarray) -> np.ndarray:
         sw = ceil_div(_sliding_tokens(lay.window, max_num_batched_tokens, length), block) + 1

@@ -52,6 +52,11 @@ class VllmRules(_Strict):
     cuda_graph_sizes: Literal["v0.11", "v0.21"] = Field(
         description="v0.11: [1, 2, 4] + multiples of 8; v0.21: + multiples of 16 above 256")
     cuda_graph_max_capture: int = Field(gt=0, description="cap of 2 x max_num_seqs for the largest graph")
+    kv_tokens_reported: Literal["blocks", "concurrency"] = Field(
+        description="'GPU KV cache size': blocks // groups x block size, or max concurrency x max_model_len")
+    hybrid_group_size: Literal["min", "max_within_1.5x"] = Field(
+        description="layers per KV-cache group of a hybrid model: the smallest kind's count, or the largest "
+        "when it is under 1.5 x the smallest (padding the others)")
     sources: dict[str, str]
 
 
