@@ -45,9 +45,13 @@ class MemoryRequest:
     max_model_len: int
 
     @classmethod
-    def from_context(cls, ctx: Context, gpu_memory_bytes: int | None = None) -> MemoryRequest:
-        return cls(ctx.model, ctx.hardware.gpu, int(gpu_memory_bytes or ctx.hardware.memory_bytes), ctx.engine_name,
-                   ctx.engine.version, ctx.engine.block_size_tokens, ctx.kv_dtype, ctx.max_model_len)
+    def from_context(cls, ctx: Context, gpu_memory_bytes: int | None = None, gpu: GpuSpec | None = None
+                     ) -> MemoryRequest:
+        """The request of a context; ``gpu`` for a role on another GPU (heterogeneous disaggregation)."""
+        spec = gpu or ctx.hardware.gpu
+        mem = gpu_memory_bytes or (ctx.hardware.memory_bytes if gpu is None else spec.memory_bytes)
+        return cls(ctx.model, spec, int(mem), ctx.engine_name, ctx.engine.version, ctx.engine.block_size_tokens,
+                   ctx.kv_dtype, ctx.max_model_len)
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,12 @@ def residency(req: MemoryRequest) -> Residency:
     """How the engine holds the weights beyond their checkpoint bytes. vLLM MXFP4 MoE (0.11
     quantization/mxfp4.py): Hopper runs the Triton kernels and keeps the loaded block scales next to
     the converted ones and fp32 biases; Blackwell (FlashInfer) pads expert width and hidden to 256;
-    older GPUs (Marlin) pad the width to 128 and hidden to 256."""
-    if req.engine != "vllm" or req.model.scheme.format.name != "mxfp4":
+    older GPUs (Marlin) pad the width to 128 and hidden to 256. vLLM MLA (attention/backends/mla):
+    a quantized kv_b_proj is dequantized once into the absorbed W_UK / W_UV (16-bit, kept)."""
+    if req.engine != "vllm":
         return Residency()
+    if req.model.scheme.format.name != "mxfp4":
+        return Residency(mla_dequantized_kv_b=req.model.arch.is_mla)
     cc = float(req.gpu.compute_capability)
     if cc >= 10:
         return Residency(expert_intermediate_multiple=256, expert_hidden_multiple=256)
@@ -95,10 +102,12 @@ def residency(req: MemoryRequest) -> Residency:
     return Residency(expert_intermediate_multiple=128, expert_hidden_multiple=256)
 
 
-def memory_terms(req: MemoryRequest, tp, pp, ep, dp, max_num_seqs, max_num_batched_tokens, fraction,
-                 cal: MemoryCalibration | None = None) -> MemoryTerms:
+def memory_terms(req: MemoryRequest | Context, tp, pp, ep, dp, max_num_seqs, max_num_batched_tokens, fraction,
+                 cal: MemoryCalibration | None = None, gpu_memory_bytes: int | None = None) -> MemoryTerms:
     """Vectorised per-GPU breakdown under the request's engine rule (arrays broadcast together);
     ``cal`` replaces the shipped coefficients (leave-one-out fits)."""
+    if isinstance(req, Context):
+        req = MemoryRequest.from_context(req, gpu_memory_bytes)
     a = req.model.arch
     cal = cal or memory_calibration()
     tp, pp, ep, dp, seqs, tokens = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (

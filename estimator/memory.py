@@ -46,6 +46,7 @@ class Residency:
     expert_hidden_multiple: int = 1
     block_scale_copies: float = 1.0         # resident copies of the group scales of experts
     expert_bias_bytes: float = 2.0          # 4.0 where biases are converted to fp32
+    mla_dequantized_kv_b: bool = False      # MLA kernels keep a 16-bit copy of a quantized kv_b_proj
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,10 @@ def weight_breakdown(rm: ResolvedModel, tp: ArrayLike, pp: ArrayLike = 1, ep: Ar
     for kind, n in params.items():
         out[kind] = _bytes_of(kind, np.asarray(n, dtype=np.float64), q, res, a)
     out["norms_biases"] = params["norms_biases"] * q.high_precision_bytes + bias * (res.expert_bias_bytes - 2.0)
+    if a.mla and res.mla_dequantized_kv_b and q.is_quantized("attention"):
+        m = a.mla
+        kv_b = m.kv_lora_rank * a.num_attention_heads * (m.qk_nope_head_dim + m.v_head_dim) / tp * n_attn * frac
+        out["mla_absorbed"] = kv_b * q.high_precision_bytes
     return WeightBreakdown({k: np.asarray(v, dtype=np.float64) for k, v in params.items()},
                            {k: np.asarray(v, dtype=np.float64) for k, v in out.items()})
 

@@ -10,7 +10,7 @@ from servewise.estimator.context import Context
 from servewise.estimator.kvcache import kv_bytes_per_token_layer
 from servewise.estimator.memory import weight_breakdown
 from servewise.estimator.results import MemoryEstimate, Overflow
-from servewise.perfdata.memory_rules import memory_calibration, rules_for
+from servewise.perfdata import get_gpu
 from servewise.profiles.schema import Worker
 
 GIB = 1024**3
@@ -60,7 +60,8 @@ def _overflow(t: MemoryTerms, req: MemoryRequest, i: int) -> Overflow | None:
 
 def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None) -> MemoryEstimate:
     """The scalar breakdown of one worker, with feasibility and the overflowing term."""
-    req = MemoryRequest.from_context(ctx, gpu_memory_bytes)
+    role_gpu = get_gpu(w.gpu) if w.gpu and w.gpu != ctx.hardware.gpu.id else None
+    req = MemoryRequest.from_context(ctx, gpu_memory_bytes, role_gpu)
     t = memory_terms(req, w.tp, w.pp, w.ep, w.dp, w.max_num_seqs, w.max_num_batched_tokens, w.gpu_memory_utilization)
 
     def f(x) -> float:
@@ -97,7 +98,3 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
         max_context_tokens=max_ctx, estimated_max_model_len=max_ctx if max_ctx < mml else None,
         headroom_bytes=int(round(req.memory_bytes - f(t.total_bytes))), feasible=overflow is None, overflow=overflow)
 
-
-def vllm_rules_source(version: str) -> dict[str, str]:
-    """Where the vLLM rule in force for ``version`` comes from (for provenance)."""
-    return dict(rules_for(memory_calibration().vllm, version).sources)

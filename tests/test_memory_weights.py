@@ -115,3 +115,22 @@ def test_weights_broadcast_over_a_grid():
     for i, t in enumerate((1, 2, 4, 8)):
         for j, p in enumerate((1, 2)):
             assert grid[i, j] == pytest.approx(float(weight_bytes_per_gpu(rm, t, p)))
+
+
+def test_vllm_keeps_a_16bit_copy_of_quantized_mla_kv_b():
+    """vLLM's MLA backend dequantizes kv_b_proj into W_UK / W_UV and keeps them in 16 bits
+    (attention/backends/mla/common.py): kv_lora x heads x (nope + v) x 2 B / tp per layer
+    = 512 x 128 x 256 x 2 / 8 x 61 = 255,852,544 B at TP8 for DeepSeek-V3 FP8."""
+    from servewise.estimator.budget import MemoryRequest, residency
+    from servewise.perfdata import get_gpu
+    from tests.test_memory_kv import DEEPSEEK_V3
+
+    cfg = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
+    rm = resolve_model(Model(id="deepseek-ai/DeepSeek-V3", architecture=cfg))
+    assert rm.weights.name == "fp8" and rm.scheme.is_quantized("experts")
+    gpu = get_gpu("h200-sxm")
+    req = MemoryRequest(rm, gpu, gpu.memory_bytes, "vllm", "0.33.0", 16, "auto", 32768)
+    b = weight_breakdown(rm, 8, 1, 1, residency(req))
+    assert float(b.bytes["mla_absorbed"]) == 512 * 128 * 256 * 2 / 8 * 61
+    sg = MemoryRequest(rm, gpu, gpu.memory_bytes, "sglang", "0.5.23", 1, "auto", 32768)
+    assert "mla_absorbed" not in weight_breakdown(rm, 8, 1, 1, residency(sg)).bytes
