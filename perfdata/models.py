@@ -26,11 +26,15 @@ class ModelEntry(BaseModel):
     params: float = Field(gt=0, description="published parameter count of what the checkpoint holds")
     params_source: str
     params_note: str | None = Field(default=None, description="what the count includes (MTP, vision tower)")
+    params_rounding: float | None = Field(
+        default=None, gt=0, description="half-width of the rounding of a published count given to few digits "
+        "(1T -> 0.05e12); only where no more precise count is published")
     dtype: Literal["bf16", "fp16", "fp32", "fp8", "int8", "int4-awq", "int4-gptq", "nvfp4", "mxfp4"] = Field(
         description="weights format of the checkpoint as published")
     license: str
     gated: bool
     base_model: str | None = Field(default=None, description="the model a quantized/fine-tuned repo derives from")
+    aliases: list[str] = Field(default_factory=list, description="other ids the same checkpoint is known by")
     config: dict[str, Any] = Field(description="config.json fields, verbatim names")
     quantization_config: dict[str, Any] | None = Field(
         default=None, description="config.json quantization_config (or hf_quant_config.json), verbatim")
@@ -51,7 +55,7 @@ def find_model(model_id: str) -> ModelEntry | None:
         return models[model_id]
     low = model_id.lower()
     for k, v in models.items():
-        if k.lower() == low:
+        if k.lower() == low or low in (a.lower() for a in v.aliases):
             return v
     return None
 

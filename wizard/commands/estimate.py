@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Estimate per-GPU memory (and performance) of one fixed configuration.")
     p.add_argument("--profile", help="estimate the plan pinned in this profile instead of flags")
     flags.add_model_hardware_flags(p)
+    flags.add_detect_flags(p)
     flags.add_workload_flags(p)
     flags.add_parallel_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
