@@ -75,7 +75,8 @@ class MemoryTerms:
     total_bytes: np.ndarray          # everything the engine holds on the GPU
     overflow: np.ndarray             # index into OVERFLOW_TERMS
     overflow_bytes: np.ndarray
-    block_size_tokens: int
+    block_size_tokens: np.ndarray    # tokens per block the allocator used (vLLM enlarges it for hybrids)
+    state_bytes_per_seq: np.ndarray  # linear-attention state one sequence holds (0 without such layers)
     memory_bytes: int
 
     @property
@@ -116,7 +117,8 @@ def memory_terms(req: MemoryRequest | Context, tp, pp, ep, dp, max_num_seqs, max
     total = float(req.memory_bytes)
     weights = weight_breakdown(req.model, tp, pp, ep, residency(req)).total_bytes
     other = oh.non_torch_bytes(cal, tp, pp, dp)
-    lay = kvc.kv_layout(req.model, tp, pp, req.kv_dtype)
+    lay = kvc.kv_layout(req.model, tp, pp, req.kv_dtype, req.engine)
+    state = seqs * lay.state_bytes_per_seq       # SGLang / TRT-LLM preallocate linear-attention state
     mml, maxpos = req.max_model_len, a.max_position_embeddings
     zero = np.zeros(np.broadcast_shapes(tp.shape, fraction.shape))
     if req.engine == "vllm":
@@ -140,7 +142,7 @@ def memory_terms(req: MemoryRequest | Context, tp, pp, ep, dp, max_num_seqs, max
         start = total - other                         # free when SGLang measures "before loading"
         budget = start * fraction + zero
         kv = budget - weights
-        cap = kvc.sglang_capacity(lay, kv, mml, s.swa_full_tokens_ratio, maxpos)
+        cap = kvc.sglang_capacity(lay, kv - state, mml, s.swa_full_tokens_ratio, maxpos)
         held = budget + other + act.total + graphs
         room = start * (1.0 - fraction) - act.total - graphs
         headroom_term, headroom_short = 3, np.maximum(-room, 0.0)
@@ -153,7 +155,7 @@ def memory_terms(req: MemoryRequest | Context, tp, pp, ep, dp, max_num_seqs, max
         free = total - weights - act.total - other
         kv = fraction * free
         budget = weights + act.total + other + np.maximum(kv, 0.0)
-        cap = kvc.paged_capacity(lay, kv, req.block_size, mml, maxpos)
+        cap = kvc.paged_capacity(lay, kv - state, req.block_size, mml, maxpos)
         held = budget + graphs
         room = (1.0 - fraction) * free - graphs
         headroom_term, headroom_short = 4, np.maximum(-room, 0.0)
@@ -174,7 +176,8 @@ def memory_terms(req: MemoryRequest | Context, tp, pp, ep, dp, max_num_seqs, max
         kv_cache_tokens=(tokens_out + zero).astype(np.int64), max_concurrency=np.where(kv > 0, cap.max_concurrency, 0.0)
         + zero, max_context_tokens=(np.where(kv > 0, cap.max_context, 0) + zero).astype(np.int64),
         total_bytes=np.maximum(held, 0.0) + zero, overflow=overflow.astype(np.int64) + zero.astype(np.int64),
-        overflow_bytes=np.asarray(over_bytes, f) + zero, block_size_tokens=req.block_size, memory_bytes=req.memory_bytes)
+        overflow_bytes=np.asarray(over_bytes, f) + zero, block_size_tokens=(cap.block_size + zero).astype(np.int64),
+        state_bytes_per_seq=lay.state_bytes_per_seq + zero, memory_bytes=req.memory_bytes)
 
 
 def _graph_bytes(a, cal, pp, graphs) -> np.ndarray:

@@ -71,7 +71,7 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
     mml = req.max_model_len
     wl = ctx.profile.workload
     parts = weight_breakdown(req.model, w.tp, w.pp, w.ep, residency(req)).bytes
-    lay_counts = ctx.model.arch.kv_layers()
+    lay_counts = {**ctx.model.arch.kv_layers(), "linear": ctx.model.arch.num_linear_layers}
     max_ctx = int(f(t.max_context_tokens))
     overflow = _overflow(t, req, 0)
     per_token = f(t.kv_bytes_per_token)
@@ -91,7 +91,8 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
                            if float(np.asarray(v).ravel()[0]) > 0},
         kv_bytes_per_token=per_token, kv_bytes_per_token_per_layer=per_layer,
         kv_layers={k: int(np.ceil(v / w.pp)) for k, v in lay_counts.items()},
-        sliding_window=ctx.model.arch.sliding_window, block_size_tokens=t.block_size_tokens,
+        sliding_window=ctx.model.arch.sliding_window, block_size_tokens=int(f(t.block_size_tokens)),
+        state_bytes_per_seq=f(t.state_bytes_per_seq),
         kv_cache_blocks=int(f(t.kv_cache_blocks)), kv_cache_tokens=tokens,
         max_concurrency=round(f(t.max_concurrency), 3),
         max_concurrency_at_workload=round(tokens / (wl.isl + wl.osl), 3),

@@ -76,3 +76,26 @@ def test_bad_input_exits_2_with_one_line_naming_the_flag(argv, field):
     r = run_cli("estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", *argv, "--json")
     assert r.code == 2 and r.out == ""
     assert len(r.err.strip().splitlines()) == 1 and field in r.err
+
+
+def test_three_engines_size_the_kv_cache_by_their_own_rules():
+    """Same model and GPU, each engine at its own defaults: vLLM 0.11 loses its sampler-pass peak
+    (~4.8 GiB at 1,024 rows of 128,256 fp32 logits) inside 0.9 x total; SGLang keeps activations
+    outside mem_fraction_static (auto 0.829 on an H100); TensorRT-LLM takes 0.9 of what is free
+    after weights and the estimation run, in blocks of 32."""
+    docs = {}
+    for engine, extra in (("vllm", ("--engine-version", "0.11.0")), ("sglang", ()), ("trtllm", ())):
+        code, doc, _ = _memory("--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm",
+                               "--max-model-len", "16000", "--engine", engine, *extra)
+        assert code == 0
+        docs[engine] = doc["memory"]
+    tokens = {e: m["kv_cache_tokens"] for e, m in docs.items()}
+    assert len(set(tokens.values())) == 3
+    assert docs["vllm"]["memory_fraction_of"] == docs["sglang"]["memory_fraction_of"] == "total"
+    assert docs["trtllm"]["memory_fraction_of"] == "free_after_weights"
+    assert docs["sglang"]["memory_fraction"] == 0.829
+    assert docs["vllm"]["activation_sampler_bytes"] > 4 * GIB > docs["sglang"]["activation_sampler_bytes"]
+    free = docs["trtllm"]["gpu_memory_bytes"] - sum(docs["trtllm"][k] for k in (
+        "weights_bytes", "activation_bytes", "other_bytes"))
+    assert docs["trtllm"]["kv_cache_bytes"] == pytest.approx(0.9 * free, abs=2)
+    assert tokens["trtllm"] % 32 == 0 and tokens["vllm"] % 16 == 0

@@ -11,33 +11,16 @@ from servewise.estimator.kvcache import (
 from servewise.estimator.resolve import resolve_model
 from servewise.profiles.schema import Model
 
-# config.json fields of deepseek-ai/DeepSeek-V3 (huggingface.co/deepseek-ai/DeepSeek-V3 config.json)
-DEEPSEEK_V3 = {
-    "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3", "hidden_size": 7168,
-    "intermediate_size": 18432, "moe_intermediate_size": 2048, "n_routed_experts": 256, "n_shared_experts": 1,
-    "num_experts_per_tok": 8, "first_k_dense_replace": 3, "moe_layer_freq": 1, "num_hidden_layers": 61,
-    "num_attention_heads": 128, "num_key_value_heads": 128, "q_lora_rank": 1536, "kv_lora_rank": 512,
-    "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "vocab_size": 129280,
-    "max_position_embeddings": 163840, "tie_word_embeddings": False, "topk_method": "noaux_tc",
-    "torch_dtype": "bfloat16",
-}
-# config.json fields of google/gemma-2-9b-it (huggingface.co/google/gemma-2-9b-it config.json)
-GEMMA2_9B = {
-    "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
-    "num_hidden_layers": 42, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256,
-    "vocab_size": 256000, "max_position_embeddings": 8192, "sliding_window": 4096, "torch_dtype": "bfloat16",
-}
-
-
-def _model(model_id: str, cfg: dict | None = None):
-    return resolve_model(Model(id=model_id, architecture=cfg)) if cfg else resolve_model(Model(id=model_id))
+def _model(model_id: str):
+    """A catalog model (perfdata/models, config.json fields transcribed from the Hub)."""
+    return resolve_model(Model(id=model_id))
 
 
 def test_mla_kv_per_token_matches_hand_computation():
     """MLA caches the compressed latent and the shared rope key, once per layer, on every TP rank:
     bytes/token = layers x (kv_lora_rank + qk_rope_head_dim) x element bytes
     = 61 x (512 + 64) x 2 = 70,272 (bf16) and 35,136 (fp8), independent of TP."""
-    rm = _model("deepseek-ai/DeepSeek-V3", DEEPSEEK_V3)
+    rm = _model("deepseek-ai/DeepSeek-V3")
     for tp in (1, 8, 16):
         assert float(kv_layout(rm, tp).bytes_per_token) == 61 * (512 + 64) * 2 == 70_272
         assert float(kv_layout(rm, tp, kv_dtype="fp8").bytes_per_token) == 35_136
@@ -52,7 +35,7 @@ def test_sliding_window_kv_matches_hand_computation():
     L tokens needs cdiv(L, 16) blocks (full group) + cdiv(min(4,095 + max_num_batched_tokens, L), 16) + 1
     (sliding group); max concurrency = blocks / that.
     """
-    rm = _model("google/gemma-2-9b-it", GEMMA2_9B)
+    rm = _model("google/gemma-2-9b-it")
     lay = kv_layout(rm, 1)
     assert (int(lay.full_layers), int(lay.sliding_layers), lay.window) == (21, 21, 4096)
     assert float(kv_bytes_per_token_layer(rm, 1)) == 8192
@@ -93,6 +76,25 @@ def test_capacity_is_floored_to_whole_blocks_and_vectorised():
 
 def test_sglang_hybrid_pool_sizes_sliding_layers_at_the_ratio():
     """SGLang's SWA pool: full tokens x (21 full layers + 0.8 x 21 sliding layers) x 8,192 B = kv bytes."""
-    rm = _model("google/gemma-2-9b-it", GEMMA2_9B)
+    rm = _model("google/gemma-2-9b-it")
     cap = sglang_capacity(kv_layout(rm, 1), 10 * 1024**3, 8192, 0.8, 8192)
     assert int(cap.tokens) == int(10 * 1024**3 // (8192 * (21 + 0.8 * 21)))
+
+
+def test_linear_attention_hybrid_state_and_vllm_block_size():
+    """Qwen3.5-397B-A17B: 15 full-attention + 45 Gated DeltaNet layers. At TP8 one full layer costs
+    2 x ceil(2 / 8) x 256 x 2 = 1,024 B per token; one GDN layer holds per sequence
+    (conv_dim 12,288 / 8 x 3 + 64 / 8 x 128 x 128) x 2 B = 271,360 B. vLLM enlarges the attention block
+    to 16 x cdiv(271,360, 16 x 1,024) = 272 tokens; groups of 15 layers (1 full, 3 linear); a request of
+    L tokens takes cdiv(L, 272) + 3 blocks."""
+    rm = _model("Qwen/Qwen3.5-397B-A17B")
+    lay = kv_layout(rm, 8)
+    assert (int(lay.full_layers), int(lay.linear_layers)) == (15, 45)
+    assert float(lay.bytes_per_token_layer) == 1024
+    assert float(lay.state_bytes_per_seq_layer) == (12288 / 8 * 3 + 64 / 8 * 128 * 128) * 2 == 271_360
+    kv = 30 * 1024**3
+    cap = vllm_capacity(lay, kv, 16, 32768, 8192, 262144)
+    assert int(cap.block_size) == 272
+    blocks = kv // (272 * 1024) // 15
+    assert int(cap.blocks) == blocks
+    assert float(cap.max_concurrency) == pytest.approx(blocks / (-(-32768 // 272) + 3))

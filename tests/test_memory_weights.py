@@ -123,10 +123,7 @@ def test_vllm_keeps_a_16bit_copy_of_quantized_mla_kv_b():
     = 512 x 128 x 256 x 2 / 8 x 61 = 255,852,544 B at TP8 for DeepSeek-V3 FP8."""
     from servewise.estimator.budget import MemoryRequest, residency
     from servewise.perfdata import get_gpu
-    from tests.test_memory_kv import DEEPSEEK_V3
-
-    cfg = {**DEEPSEEK_V3, "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
-    rm = resolve_model(Model(id="deepseek-ai/DeepSeek-V3", architecture=cfg))
+    rm = resolve_model(Model(id="deepseek-ai/DeepSeek-V3"))
     assert rm.weights.name == "fp8" and rm.scheme.is_quantized("experts")
     gpu = get_gpu("h200-sxm")
     req = MemoryRequest(rm, gpu, gpu.memory_bytes, "vllm", "0.33.0", 16, "auto", 32768)
