@@ -113,6 +113,7 @@ class KvCapacity:
     tokens: np.ndarray            # the engine's reported KV size in tokens
     max_concurrency: np.ndarray   # requests of ``context`` tokens that fit at once
     max_context: np.ndarray       # longest single request that fits (capped at the model's positions)
+    request_bytes: np.ndarray     # KV bytes one request of ``context`` tokens needs
 
 
 def _sliding_tokens(window: int, chunk: ArrayLike, length: ArrayLike) -> np.ndarray:
@@ -168,7 +169,8 @@ def vllm_capacity(lay: KvLayout, kv_bytes: ArrayLike, block: int, context: Array
         sw = ceil_div(_sliding_tokens(lay.window, max_num_batched_tokens, length), bsz) + 1
         return page * (nf * ceil_div(length, bsz) + ns * sw + nl)
 
-    return KvCapacity(blocks, bsz, tokens, max_conc, _largest_fitting(need, kv, max_positions))
+    return KvCapacity(blocks, bsz, tokens, max_conc, _largest_fitting(need, kv, max_positions),
+                      need(np.asarray(context)))
 
 
 def _largest_fitting(need, budget: np.ndarray, upper: int) -> np.ndarray:
@@ -192,7 +194,8 @@ def sglang_capacity(lay: KvLayout, kv_bytes: ArrayLike, context: ArrayLike, swa_
     kv = np.maximum(np.asarray(kv_bytes, dtype=np.float64), 0.0)
     per = lay.bytes_per_token_layer * (lay.full_layers + np.where(lay.hybrid, swa_ratio, 1.0) * lay.sliding_layers)
     tokens = np.floor(kv / per)
-    return KvCapacity(tokens, 1, tokens, tokens / np.asarray(context), np.minimum(tokens, max_positions))
+    return KvCapacity(tokens, 1, tokens, tokens / np.asarray(context), np.minimum(tokens, max_positions),
+                      per * np.asarray(context))
 
 
 def paged_capacity(lay: KvLayout, kv_bytes: ArrayLike, block: int, context: ArrayLike,
@@ -203,4 +206,5 @@ def paged_capacity(lay: KvLayout, kv_bytes: ArrayLike, block: int, context: Arra
     kv = np.maximum(np.asarray(kv_bytes, dtype=np.float64), 0.0)
     blocks = np.floor(kv / (lay.bytes_per_token * block))
     tokens = blocks * block
-    return KvCapacity(blocks, block, tokens, blocks / ceil_div(context, block), np.minimum(tokens, max_positions))
+    return KvCapacity(blocks, block, tokens, blocks / ceil_div(context, block), np.minimum(tokens, max_positions),
+                      lay.bytes_per_token * block * ceil_div(context, block))

@@ -75,7 +75,7 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
     max_ctx = int(f(t.max_context_tokens))
     overflow = _overflow(t, req, 0)
     per_token = f(t.kv_bytes_per_token)
-    per_layer = f(kv_bytes_per_token_layer(req.model, w.tp, req.kv_dtype))
+    per_layer = f(kv_bytes_per_token_layer(req.model, w.tp, req.kv_dtype, req.engine))
     return MemoryEstimate(
         weights_bytes=int(round(f(t.weights_bytes))), kv_cache_bytes=int(round(f(t.kv_cache_bytes))),
         activation_bytes=int(round(f(t.activation_bytes))), cuda_graph_bytes=int(round(f(t.cuda_graph_bytes))),
@@ -96,6 +96,6 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
         kv_cache_blocks=int(f(t.kv_cache_blocks)), kv_cache_tokens=tokens,
         max_concurrency=round(f(t.max_concurrency), 3),
         max_concurrency_at_workload=round(tokens / (wl.isl + wl.osl), 3),
-        max_context_tokens=max_ctx, estimated_max_model_len=max_ctx if max_ctx < mml else None,
+        max_context_tokens=max_ctx, estimated_max_model_len=max_ctx if 0 < max_ctx < mml else None,
         headroom_bytes=int(round(req.memory_bytes - f(t.total_bytes))), feasible=overflow is None, overflow=overflow)
 
