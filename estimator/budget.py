@@ -21,6 +21,9 @@ import numpy as np
 from servewise.estimator import kvcache as kvc
 from servewise.estimator import overheads as oh
 from servewise.estimator.context import Context
+from servewise.estimator.engine_defaults import (
+    sglang_decode_graph_count, sglang_prefill_graph_count, trtllm_graph_count,
+)
 from servewise.estimator.memory import Residency, weight_breakdown
 from servewise.estimator.resolve import ResolvedModel
 from servewise.perfdata.gpus import GpuSpec
@@ -140,7 +143,9 @@ def _sglang(req, cal, a, tp, pp, ep, seqs, tokens, fraction, weights, other, lay
     must fit in the rest."""
     s = rules_for(cal.sglang, req.version)
     act = oh.profile_activation(a, cal, s.sampler_bytes_per_logit.value, tp, ep, seqs, tokens)
-    graphs = _graph_bytes(a, cal, pp, 4 + seqs // 8)
+    # decode graphs, plus SGLang's own 8 MiB of non-torch memory per prefill graph (memory_hook.py)
+    graphs = _graph_bytes(a, cal, pp, sglang_decode_graph_count(seqs)) \
+        + sglang_prefill_graph_count(tokens) * s.reserve_per_prefill_graph_mib * 2**20
     start = req.memory_bytes - other
     budget = start * fraction
     kv = budget - weights
@@ -157,7 +162,7 @@ def _trtllm(req, cal, a, tp, pp, ep, seqs, tokens, fraction, weights, other, lay
     r = rules_for(cal.trtllm, req.version)
     rows = np.maximum(tokens // max(req.max_model_len, 1), 1)
     act = oh.profile_activation(a, cal, r.sampler_bytes_per_logit.value, tp, ep, rows, tokens)
-    graphs = _graph_bytes(a, cal, pp, 4 + np.minimum(seqs, 128) // 8)
+    graphs = _graph_bytes(a, cal, pp, trtllm_graph_count(seqs))
     free = req.memory_bytes - weights - act.total - other
     kv = fraction * free
     budget = weights + act.total + other + np.maximum(kv, 0.0)

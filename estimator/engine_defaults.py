@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from servewise.perfdata.gpus import GpuSpec
 from servewise.perfdata.memory_rules import BatchTier, SglangRules, memory_calibration, rules_for, version_key
 
@@ -62,11 +64,16 @@ def batch_defaults(engine: str, version: str, gpu: GpuSpec, memory_bytes: int, t
     raise ValueError(f"unknown engine {engine!r}")
 
 
-def sglang_prefill_graph_count(max_bs: int) -> int:
+_SGLANG_PREFILL_BS = np.array([*range(4, 33, 4), *range(48, 257, 16), *range(288, 513, 32), *range(576, 1025, 64),
+                               *range(1280, 4097, 256), *range(4608, 262145, 512)])
+
+
+def sglang_prefill_graph_count(max_bs):
     """Prefill CUDA-graph sizes SGLang captures up to ``max_bs`` tokens: 4..32 step 4, 48..256
-    step 16, 288..512 step 32, 576..1024 step 64, 1280..4096 step 256, 4608.. step 512."""
-    ranges = [(4, 32, 4), (48, 256, 16), (288, 512, 32), (576, 1024, 64), (1280, 4096, 256), (4608, max_bs, 512)]
-    return sum(len([s for s in range(a, b + 1, step) if s <= max_bs]) for a, b, step in ranges)
+    step 16, 288..512 step 32, 576..1024 step 64, 1280..4096 step 256, 4608.. step 512
+    (cuda_graph_hook.generate_prefill_cuda_graph_batch_sizes)."""
+    n = np.searchsorted(_SGLANG_PREFILL_BS, np.asarray(max_bs), side="right")
+    return int(n) if np.ndim(n) == 0 else n
 
 
 def sglang_reserved_bytes(s: SglangRules, memory_bytes: int, tp: int, pp: int, chunked_prefill: int,
@@ -97,3 +104,21 @@ def default_memory_fraction(engine: str, version: str, knob_default: float | Non
     s = rules_for(memory_calibration().sglang, version)
     reserved = sglang_reserved_bytes(s, memory_bytes, tp, pp, chunked_prefill, decode_max_bs, mla)
     return round((memory_bytes - reserved) / memory_bytes, 3)
+
+
+_SGLANG_DECODE_BS = np.array(sorted({1, 2, 4, 8, 12, *range(16, 257, 8), *range(272, 512, 16), *range(512, 8193, 32)}))
+
+
+def sglang_decode_graph_count(max_bs) -> np.ndarray:
+    """Decode CUDA graphs SGLang captures up to ``max_bs``: 1, 2, 4, 8, 12, 16..256 step 8,
+    272..496 step 16, 512.. step 32, plus max_bs itself (cuda_graph_hook.generate_decode_cuda_graph_batch_sizes)."""
+    bs = np.asarray(max_bs)
+    listed = np.searchsorted(_SGLANG_DECODE_BS, bs, side="right")
+    return listed + ~np.isin(bs, _SGLANG_DECODE_BS)
+
+
+def trtllm_graph_count(max_batch_size) -> np.ndarray:
+    """CUDA graphs TensorRT-LLM's PyTorch backend captures by default: 1, 2, 4 and multiples of 8
+    up to cuda_graph_config.max_batch_size (128 when unset; engine_flags/trtllm-1.2.1.json)."""
+    m = np.minimum(np.asarray(max_batch_size), 128)
+    return (m >= 1).astype(np.int64) + (m >= 2) + (m >= 4) + m // 8
