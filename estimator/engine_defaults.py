@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from servewise.perfdata.gpus import GpuSpec
-from servewise.perfdata.memory_rules import BatchTier, SglangRules, memory_calibration, rules_for, version_key
+from servewise.perfdata.memory_rules import BatchTier, SglangRules, memory_calibration, rules_for
 
 GIB = 1024**3
 MIB = 1024**2
@@ -50,7 +50,7 @@ def batch_defaults(engine: str, version: str, gpu: GpuSpec, memory_bytes: int, t
         rules = rules_for(cal.vllm, version)
         _, t = _tier(rules.batch_defaults, gpu, memory_bytes)
         tokens = t.max_num_batched_tokens
-        if max_model_len and version_key(version) >= version_key("0.31.0"):
+        if max_model_len and rules.batched_tokens_capped_by_max_model_len:
             tokens = min(tokens, t.max_num_seqs * max_model_len)
         return BatchDefaults(min(t.max_num_seqs, tokens), tokens, rules.sources.get("batch_defaults", ""))
     if engine == "sglang":
@@ -81,11 +81,13 @@ def sglang_reserved_bytes(s: SglangRules, memory_bytes: int, tp: int, pp: int, c
     """SGLang's reserve outside mem_fraction_static (memory_hook.handle_gpu_memory_settings), in bytes:
     512 + 1.5 x max(chunk, 2048) + tp x pp x 128 + 2 x decode max_bs + 8 per prefill graph
     (1,536 with MLA) MiB, at least 10 GiB on GPUs over 60 GiB."""
-    mib = s.reserve_base_mib + s.reserve_per_activation_token_mib * max(chunked_prefill, s.reserve_min_activation_tokens)
+    activation_tokens = max(chunked_prefill, s.reserve_min_activation_tokens)
+    mib = s.reserve_base_mib + s.reserve_per_activation_token_mib * activation_tokens
     mib += s.reserve_per_tp_pp_mib * tp * pp + s.reserve_per_decode_graph_bs_mib * decode_max_bs
-    prefill_max = min(8192, chunked_prefill) if mla else chunked_prefill
-    mib += s.reserve_mla_prefill_graph_mib if mla else s.reserve_per_prefill_graph_mib * sglang_prefill_graph_count(
-        prefill_max)
+    if mla:
+        mib += s.reserve_mla_prefill_graph_mib
+    else:
+        mib += s.reserve_per_prefill_graph_mib * sglang_prefill_graph_count(chunked_prefill)
     if memory_bytes > 60 * GIB:
         mib = max(mib, s.reserve_floor_mib)
     return mib * MIB

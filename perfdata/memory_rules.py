@@ -47,6 +47,8 @@ class VllmRules(_Strict):
     since: str
     runner: Literal["v1", "v2"] = Field(description="GPU model runner that runs the start-up profile")
     batch_defaults: list[BatchTier] = Field(min_length=1, description="API-server defaults by GPU memory")
+    batched_tokens_capped_by_max_model_len: bool = Field(
+        description="the default max_num_batched_tokens is capped at max_num_seqs x max_model_len")
     sampler_bytes_per_logit: Coefficient
     cuda_graph_budgeted: bool = Field(description="CUDA-graph memory profiled and subtracted before KV sizing")
     cuda_graph_sizes: Literal["v0.11", "v0.21"] = Field(

@@ -129,3 +129,16 @@ def test_unseen_small_gpu_log_qwen3_8b_fp8():
     assert _f(t.weights_bytes) / GIB == pytest.approx(8.80, rel=0.02)
     assert abs(_f(t.kv_cache_bytes) / GIB - 8.60) <= max(0.05 * 8.60, 0.5)
     assert abs(int(np.asarray(t.kv_cache_tokens)) - 62608) <= 0.05 * 62608
+
+
+def test_memory_rules_are_keyed_by_version_and_sourced():
+    cal = memory_calibration()
+    pick = lambda v: rules_for(cal.vllm, v).since  # noqa: E731
+    assert [pick(v) for v in ("0.10.2", "0.11.0", "0.20.1", "0.21.0", "0.25.1", "0.31.0", "0.33.0", "0.40.0")] == \
+        ["0.11.0", "0.11.0", "0.11.0", "0.21.0", "0.21.0", "0.31.0", "0.33.0", "0.33.0"]
+    assert not rules_for(cal.vllm, "0.11.0").cuda_graph_budgeted and rules_for(cal.vllm, "0.21.0").cuda_graph_budgeted
+    for c in cal.coefficients.values():
+        assert c.source and c.unit
+    for r in cal.vllm:
+        assert r.sampler_bytes_per_logit.source and r.sources
+    assert set(cal.dataset.rows_fitted).isdisjoint(cal.dataset.rows_excluded)
