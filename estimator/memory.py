@@ -60,10 +60,6 @@ class WeightBreakdown:
     def total_bytes(self) -> np.ndarray:
         return sum(self.bytes.values())  # type: ignore[return-value]
 
-    @property
-    def quantized_bytes(self) -> np.ndarray:
-        return self.bytes.get("quantized", np.zeros(()))
-
 
 def attention_linear_params_per_gpu(a: ModelArch, tp: np.ndarray) -> np.ndarray:
     """q, k, v, o weights of one layer on one rank (biases excluded).
