@@ -81,11 +81,28 @@ class PerfEstimate(_Out):
     provenance: str = ""
 
 
+class RolePerf(_Out):
+    """One role of a disaggregated system: its share of the latency and how busy its pool is."""
+
+    role: Literal["prefill", "decode"]
+    ttft_ms: float | None = Field(default=None, description="prefill: queueing + own prompt; decode: first step")
+    ttft_ms_range: Band | None = None
+    tpot_ms: float | None = None
+    tpot_ms_range: Band | None = None
+    kv_transfer_ms: float | None = None
+    capacity_requests_per_s: float = Field(description="requests/s the pool sustains when busy")
+    requests_per_s: float
+    utilization: float
+    batch: float | None = Field(default=None, description="decode: sequences per DP rank")
+    step_ms: float = Field(description="a prefill step (prompt chunk) / a decode step")
+    dominant_terms: list[str] = Field(default_factory=list)
+
+
 class RoleEstimate(_Out):
     worker: Worker
     gpu: str
     memory: MemoryEstimate
-    perf: PerfEstimate | None = None
+    perf: RolePerf | None = None
 
 
 class Estimate(_Out):
