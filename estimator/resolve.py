@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from servewise.estimator.arch import ModelArch
 from servewise.estimator.errors import ConfigError
 from servewise.estimator.quant import WeightFormat, weight_format
+from servewise.estimator.quant_scheme import QuantScheme, detect, weight_split
 from servewise.perfdata import GpuSpec, get_engine, get_gpu
 from servewise.perfdata.engines import EngineVersion
 from servewise.perfdata.gpus import Link
@@ -25,11 +26,23 @@ class ResolvedModel:
     source: str                      # catalog | hub | local | profile
     published_params: float | None = None
     quantized_experts_only: bool = False   # e.g. gpt-oss MXFP4: attention stays 16-bit
-    engine_quantization: str | None = None  # the engine --quantization value the checkpoint needs, if any
+    engine_quantization: str | None = None  # online quantization the engine must be told (fp8); None when the
+    #                                         engine reads the method from the checkpoint (see quantization_method)
+    quant: QuantScheme | None = None        # the checkpoint's own quantization, detected from its configs
+    weight_bytes: float | None = None       # whole model as stored (exact from safetensors, else from the architecture)
+    weight_bytes_source: str = "architecture"  # architecture | safetensors
+    revision: str | None = None
+    config_hash: str | None = None
 
     @property
     def weights_dtype(self) -> str:
         return self.weights.name
+
+    @property
+    def quantization_method(self) -> str | None:
+        """Engine-neutral method name (perfdata.engines.QuantMethod) of a pre-quantized checkpoint;
+        engines map it with ``EngineVersion.quantization.flag_value``."""
+        return self.quant.method if self.quant else None
 
 
 @dataclass(frozen=True)
@@ -47,23 +60,36 @@ class ResolvedHardware:
 
 
 def resolve_model(model: Model) -> ResolvedModel:
-    """Catalog lookup by id (Hub and local folders: ``servewise.estimator.hub``)."""
+    """Catalog lookup by id; a profile's recorded architecture for other models."""
     entry = find_model(model.id)
     if entry is not None:
-        arch = ModelArch.from_hf_config(entry.config)
-        ckpt = entry.dtype
-        source, published = "catalog", entry.params
-    elif model.architecture is not None:
-        arch = ModelArch.from_hf_config(model.architecture)
-        ckpt = _dtype_from_config(model.architecture)
-        source, published = "profile", None
-    else:
-        from servewise.perfdata.models import get_model
+        return with_weights_dtype(resolve_config(entry.id, entry.config, entry.quantization_config, source="catalog",
+                                                 published_params=entry.params), model.weights_dtype)
+    if model.architecture is not None:
+        return with_weights_dtype(resolve_config(model.id, dict(model.architecture), source="profile"),
+                                  model.weights_dtype)
+    from servewise.perfdata.models import get_model
 
-        get_model(model.id)  # raises UnknownIdError with suggestions
-        raise AssertionError("unreachable")
-    return with_weights_dtype(ResolvedModel(model.id, arch, ckpt, weight_format(_serving_format(ckpt)),
-                                            source, published), model.weights_dtype)
+    get_model(model.id)  # raises UnknownIdError with suggestions
+    raise AssertionError("unreachable")
+
+
+def resolve_config(model_id: str, config: dict, quantization_config: dict | None = None, *,
+                   hf_quant_config: dict | None = None, source: str, published_params: float | None = None,
+                   ) -> ResolvedModel:
+    """A model from its config.json mapping and quantization configs: architecture, the detected
+    scheme, its serving format and the whole-model weight bytes implied by the architecture."""
+    arch = ModelArch.from_hf_config(config)
+    scheme = detect(quantization_config or config.get("quantization_config"), hf_quant_config)
+    split = weight_split(arch, scheme)
+    if scheme:
+        ckpt, fmt = scheme.weights_dtype, scheme.fmt
+    else:
+        ckpt = _dtype_from_config(config)
+        fmt = weight_format(_serving_format(ckpt))
+    return ResolvedModel(model_id, arch, ckpt, fmt, source, published_params,
+                         quantized_experts_only=split.quantized_roles == {"experts"}, quant=scheme,
+                         weight_bytes=split.weight_bytes)
 
 
 def _dtype_from_config(cfg: dict) -> str:
@@ -85,8 +111,11 @@ def with_weights_dtype(rm: ResolvedModel, weights_dtype: str) -> ResolvedModel:
         return rm
     ckpt = rm.checkpoint_dtype
     if ckpt in _HIGH_PRECISION and weights_dtype in ("bf16", "fp16", "fp8"):
-        return ResolvedModel(rm.id, rm.arch, ckpt, weight_format(weights_dtype), rm.source, rm.published_params,
-                             rm.quantized_experts_only, "fp8" if weights_dtype == "fp8" else None)
+        fmt = weight_format(weights_dtype)
+        served = weight_split(rm.arch, None, uniform=fmt if weights_dtype == "fp8" else None)
+        return replace(rm, weights=fmt, quantized_experts_only=False,
+                       engine_quantization="fp8" if weights_dtype == "fp8" else None, weight_bytes=served.weight_bytes,
+                       weight_bytes_source="architecture")
     raise ConfigError(f"{rm.id} is a {ckpt} checkpoint; it cannot be served as {weights_dtype} "
                       f"(use a {weights_dtype} checkpoint of the model, or --weights-dtype auto)",
                       field="--weights-dtype")

@@ -8,6 +8,7 @@ and Hub models follow one code path.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any, Literal
 
@@ -66,3 +67,27 @@ def get_model(model_id: str) -> ModelEntry:
         raise UnknownIdError("model", model_id, all_models(),
                              hint="(list them with `servewise models`, or pass a local checkpoint folder)")
     return entry
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([mbt])$", re.IGNORECASE)
+_SCALE = {"m": 1e6, "b": 1e9, "t": 1e12}
+
+
+def _token_matches(entry: ModelEntry, token: str) -> bool:
+    """A size (``70b``, ``0.6B``, ``1t``: published count within 10%) or a substring of the id,
+    family or a tag (case-insensitive)."""
+    low = token.lower()
+    if any(low in f.lower() for f in (entry.id, entry.family, *entry.tags, *entry.aliases)):
+        return True
+    size = _SIZE.match(low)
+    if size:
+        wanted = float(size.group(1)) * _SCALE[size.group(2)]
+        return abs(entry.params - wanted) <= 0.1 * wanted
+    return False
+
+
+def search_models(query: str | None = None) -> list[ModelEntry]:
+    """Catalog models matching every word of ``query`` (all of them when empty), sorted by id."""
+    words = (query or "").split()
+    return sorted((m for m in all_models().values() if all(_token_matches(m, w) for w in words)),
+                  key=lambda m: m.id.lower())
