@@ -12,9 +12,15 @@ from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
 
 
-def default_memory_fraction(ctx: Context) -> float:
-    d = ctx.engine.memory_knob.default
-    return d if d is not None else 0.9
+def default_memory_fraction(ctx: Context, tp: int = 1, pp: int = 1) -> float:
+    """The engine's own memory fraction when none is given (SGLang derives it from the GPU and TP)."""
+    from servewise.estimator.engine_defaults import batch_defaults
+    from servewise.estimator.engine_defaults import default_memory_fraction as engine_default
+
+    hw = ctx.hardware
+    d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.memory_bytes, tp, ctx.max_model_len)
+    return engine_default(ctx.engine_name, ctx.engine.version, ctx.engine.memory_knob.default, hw.memory_bytes,
+                          tp, pp, d.max_num_batched_tokens, d.max_num_seqs, ctx.model.arch.is_mla)
 
 
 def estimate(profile: Profile) -> Estimate:

@@ -130,8 +130,8 @@ def describe(rm: ResolvedModel, *, params_source: str | None = None, params_note
                     active=a.active_params() if a.moe else None,
                     active_excluding_embedding=a.active_params(include_embedding=False) if a.moe else None,
                     published=rm.published_params, published_source=params_source, note=params_note)
-    split = weight_split(a, rm.quant)
-    q = rm.quant
+    split = weight_split(a, rm.checkpoint_quant)
+    q = rm.checkpoint_quant
     ckpt = Checkpoint(dtype=rm.checkpoint_dtype, quantization_method=q.method if q else None,
                       quantization=q.detail if q else None, quantized_roles=sorted(split.quantized_roles),
                       excluded_modules=list(q.excluded) if q else [], kv_cache_dtype=q.kv_cache_dtype if q else None,

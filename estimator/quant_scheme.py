@@ -24,7 +24,7 @@ class UnsupportedQuantizationError(UnsupportedArchitectureError):
 
 
 @dataclass(frozen=True)
-class QuantScheme:
+class CheckpointQuant:
     method: str                          # fp8 | compressed-tensors | awq | gptq | bitsandbytes | mxfp4 | modelopt_fp8 | modelopt_fp4
     weights_dtype: str                   # servewise weights format name (fp8, int8, int4-awq, int4-gptq, nvfp4, mxfp4, bnb-4bit)
     fmt: WeightFormat                    # storage of one quantized weight, scales included
@@ -71,7 +71,7 @@ def _int(q: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
     return default
 
 
-def _fp8(q: Mapping[str, Any]) -> QuantScheme:
+def _fp8(q: Mapping[str, Any]) -> CheckpointQuant:
     block = q.get("weight_block_size")
     if block:
         if not (isinstance(block, list) and len(block) == 2 and all(isinstance(b, int) and b > 0 for b in block)):
@@ -80,21 +80,21 @@ def _fp8(q: Mapping[str, Any]) -> QuantScheme:
         detail = f"FP8 E4M3 weights, {block[0]}x{block[1]} block scales"
     else:
         fmt, detail = FORMATS["fp8"], "FP8 E4M3 weights, per-tensor scales"
-    return QuantScheme("fp8", "fp8", fmt, _list(q.get("modules_to_not_convert")), detail=detail, raw=q)
+    return CheckpointQuant("fp8", "fp8", fmt, _list(q.get("modules_to_not_convert")), detail=detail, raw=q)
 
 
-def _awq(q: Mapping[str, Any]) -> QuantScheme:
+def _awq(q: Mapping[str, Any]) -> CheckpointQuant:
     bits = _int(q, "bits", "w_bit")
     group = _int(q, "group_size", "q_group_size", default=128)
     if bits != 4:
         raise UnsupportedQuantizationError(f"AWQ with {bits}-bit weights is not sized by servewise (4-bit only)")
     zero = bool(q.get("zero_point", True))
     fmt = _fmt("int4-awq", 4, group if group > 0 else 0, 16, 4 if zero else 0)
-    return QuantScheme("awq", "int4-awq", fmt, _list(q.get("modules_to_not_convert")),
+    return CheckpointQuant("awq", "int4-awq", fmt, _list(q.get("modules_to_not_convert")),
                        detail=f"AWQ INT4, group {group}, {'zero point' if zero else 'symmetric'}", raw=q)
 
 
-def _gptq(q: Mapping[str, Any]) -> QuantScheme:
+def _gptq(q: Mapping[str, Any]) -> CheckpointQuant:
     bits = _int(q, "bits")
     group = _int(q, "group_size", default=128)
     if bits != 4:
@@ -102,11 +102,11 @@ def _gptq(q: Mapping[str, Any]) -> QuantScheme:
                                            f"(int4-gptq only)")
     # GPTQ checkpoints store packed zero points (qzeros) per group whether or not sym is set.
     fmt = _fmt("int4-gptq", 4, group if group > 0 else 0, 16, 4)
-    return QuantScheme("gptq", "int4-gptq", fmt, _list(q.get("modules_to_not_convert")),
+    return CheckpointQuant("gptq", "int4-gptq", fmt, _list(q.get("modules_to_not_convert")),
                        detail=f"GPTQ INT4, group {group}, desc_act {q.get('desc_act', 'unset')}", raw=q)
 
 
-def _compressed_tensors(q: Mapping[str, Any]) -> QuantScheme:
+def _compressed_tensors(q: Mapping[str, Any]) -> CheckpointQuant:
     groups = q.get("config_groups")
     if not isinstance(groups, Mapping) or not groups:
         raise UnsupportedQuantizationError("compressed-tensors quantization_config has no config_groups")
@@ -133,15 +133,15 @@ def _compressed_tensors(q: Mapping[str, Any]) -> QuantScheme:
     if len({s[0] for s in schemes}) != 1:
         raise UnsupportedQuantizationError("compressed-tensors config_groups mix weight formats; not sized by servewise")
     dtype, fmt, detail = schemes[0]
-    return QuantScheme("compressed-tensors", dtype, fmt, _list(q.get("ignore")), detail=detail, raw=q)
+    return CheckpointQuant("compressed-tensors", dtype, fmt, _list(q.get("ignore")), detail=detail, raw=q)
 
 
-def _mxfp4(q: Mapping[str, Any]) -> QuantScheme:
-    return QuantScheme("mxfp4", "mxfp4", FORMATS["mxfp4"], _list(q.get("modules_to_not_convert")),
+def _mxfp4(q: Mapping[str, Any]) -> CheckpointQuant:
+    return CheckpointQuant("mxfp4", "mxfp4", FORMATS["mxfp4"], _list(q.get("modules_to_not_convert")),
                        detail="MXFP4 weights (E8M0 scale per 32)", raw=q)
 
 
-def _bitsandbytes(q: Mapping[str, Any]) -> QuantScheme:
+def _bitsandbytes(q: Mapping[str, Any]) -> CheckpointQuant:
     if q.get("load_in_8bit"):
         raise UnsupportedQuantizationError("bitsandbytes 8-bit (LLM.int8) checkpoints are not sized by servewise")
     if not q.get("load_in_4bit"):
@@ -149,23 +149,23 @@ def _bitsandbytes(q: Mapping[str, Any]) -> QuantScheme:
     double = bool(q.get("bnb_4bit_use_double_quant"))
     # 4-bit NF4/FP4 values, one absmax per 64 weights: fp32, or 8-bit with double quantization.
     fmt = _fmt("bnb-4bit", 4, 64, 8.5 if double else 32)
-    return QuantScheme("bitsandbytes", "bnb-4bit", fmt, _list(q.get("llm_int8_skip_modules")),
+    return CheckpointQuant("bitsandbytes", "bnb-4bit", fmt, _list(q.get("llm_int8_skip_modules")),
                        detail=f"bitsandbytes {q.get('bnb_4bit_quant_type', 'fp4')} 4-bit, blocks of 64", raw=q)
 
 
-def _modelopt(q: Mapping[str, Any], source: str) -> QuantScheme:
+def _modelopt(q: Mapping[str, Any], source: str) -> CheckpointQuant:
     inner = q.get("quantization") if isinstance(q.get("quantization"), Mapping) else q
     algo = str(inner.get("quant_algo") or "").upper()
     kv = "fp8" if str(inner.get("kv_cache_quant_algo") or "").upper() == "FP8" else None
     excluded = _list(inner.get("exclude_modules") or inner.get("ignore"))
     if algo == "FP8":
-        return QuantScheme("modelopt_fp8", "fp8", FORMATS["fp8"], excluded, kv, "ModelOpt FP8 weights and activations",
+        return CheckpointQuant("modelopt_fp8", "fp8", FORMATS["fp8"], excluded, kv, "ModelOpt FP8 weights and activations",
                            source, q)
     if algo == "NVFP4":
         group = _int(inner, "group_size", default=16)
         if group != 16:
             raise UnsupportedQuantizationError(f"ModelOpt NVFP4 with group {group} (expected 16)")
-        return QuantScheme("modelopt_fp4", "nvfp4", FORMATS["nvfp4"], excluded, kv, "ModelOpt NVFP4 (FP8 scale per 16)",
+        return CheckpointQuant("modelopt_fp4", "nvfp4", FORMATS["nvfp4"], excluded, kv, "ModelOpt NVFP4 (FP8 scale per 16)",
                            source, q)
     raise UnsupportedQuantizationError(f"ModelOpt quant_algo {algo or 'unset'!r} is not sized by servewise "
                                        f"(FP8 and NVFP4 are)")
@@ -176,7 +176,7 @@ _DETECTORS = {"fp8": _fp8, "fbgemm_fp8": _fp8, "awq": _awq, "gptq": _gptq, "comp
 
 
 def detect(quantization_config: Mapping[str, Any] | None, hf_quant_config: Mapping[str, Any] | None = None
-           ) -> QuantScheme | None:
+           ) -> CheckpointQuant | None:
     """The checkpoint's scheme; None for an unquantized checkpoint."""
     if hf_quant_config:
         return _modelopt(hf_quant_config, "hf_quant_config.json")
@@ -210,7 +210,7 @@ class WeightSplit:
         return self.quantized_params + self.high_precision_params
 
 
-def weight_split(arch: ModelArch, scheme: QuantScheme | None, high_precision_bytes: float = 2.0,
+def weight_split(arch: ModelArch, scheme: CheckpointQuant | None, high_precision_bytes: float = 2.0,
                  uniform: WeightFormat | None = None) -> WeightSplit:
     """Bytes of every weight: quantized linear matrices x the format's bytes per weight (scales
     included), everything else (biases, norms, routers, embeddings, LM head, vision) at 16 bit.
@@ -237,5 +237,5 @@ def module_total(arch: ModelArch) -> int:
     return sum(m.weight_params + m.bias_params for m in modules(arch))
 
 
-__all__ = ["Module", "QuantScheme", "UnsupportedQuantizationError", "WeightSplit", "detect", "module_total",
+__all__ = ["Module", "CheckpointQuant", "UnsupportedQuantizationError", "WeightSplit", "detect", "module_total",
            "weight_split"]

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 
 from servewise.estimator.arch import ModelArch
 from servewise.estimator.errors import ConfigError
-from servewise.estimator.quant import WeightFormat, weight_format
-from servewise.estimator.quant_scheme import QuantScheme, detect, weight_split
+from servewise.estimator.linear_modules import modules
+from servewise.estimator.quant import (
+    DEFAULT_QUANTIZED, QuantScheme, WeightFormat, plain_scheme, weight_format,
+)
+from servewise.estimator.quant_scheme import CheckpointQuant, detect, weight_split
 from servewise.perfdata import GpuSpec, get_engine, get_gpu
 from servewise.perfdata.engines import EngineVersion
 from servewise.perfdata.gpus import Link
-from servewise.perfdata.models import find_model
+from servewise.perfdata.models import find_model, get_model
 from servewise.profiles.schema import CustomGpu, Hardware, Model
 
 
@@ -25,11 +29,11 @@ class ResolvedModel:
     weights: WeightFormat            # format of the quantized linear layers at serving time
     source: str                      # catalog | hub | local | profile
     published_params: float | None = None
-    quantized_experts_only: bool = False   # e.g. gpt-oss MXFP4: attention stays 16-bit
-    engine_quantization: str | None = None  # online quantization the engine must be told (fp8); None when the
-    #                                         engine reads the method from the checkpoint (see quantization_method)
-    quant: QuantScheme | None = None        # the checkpoint's own quantization, detected from its configs
-    weight_bytes: float | None = None       # whole model as stored (exact from safetensors, else from the architecture)
+    engine_quantization: str | None = None  # online quantization the engine must be told (fp8); a pre-quantized
+    #                                         checkpoint's method is ``quantization_method`` (engines read it)
+    quant: QuantScheme | None = None  # which module kinds use ``weights``; None: every decoder linear layer
+    checkpoint_quant: CheckpointQuant | None = None  # the checkpoint's quantization as detected from its configs
+    weight_bytes: float | None = None       # whole model as stored: exact from safetensors, else from the architecture
     weight_bytes_source: str = "architecture"  # architecture | safetensors
     revision: str | None = None
     config_hash: str | None = None
@@ -39,10 +43,15 @@ class ResolvedModel:
         return self.weights.name
 
     @property
+    def scheme(self) -> QuantScheme:
+        """The quantization scheme (``quant``, or the default one for ``weights``)."""
+        return self.quant if self.quant is not None else plain_scheme(self.weights)
+
+    @property
     def quantization_method(self) -> str | None:
-        """Engine-neutral method name (perfdata.engines.QuantMethod) of a pre-quantized checkpoint;
-        engines map it with ``EngineVersion.quantization.flag_value``."""
-        return self.quant.method if self.quant else None
+        """Engine-neutral method of a pre-quantized checkpoint (perfdata.engines.QuantMethod); each
+        engine maps it with ``EngineVersion.quantization.flag_value``."""
+        return self.checkpoint_quant.method if self.checkpoint_quant else None
 
 
 @dataclass(frozen=True)
@@ -63,33 +72,54 @@ def resolve_model(model: Model) -> ResolvedModel:
     """Catalog lookup by id; a profile's recorded architecture for other models."""
     entry = find_model(model.id)
     if entry is not None:
-        return with_weights_dtype(resolve_config(entry.id, entry.config, entry.quantization_config, source="catalog",
-                                                 published_params=entry.params), model.weights_dtype)
+        return with_weights_dtype(_resolve_catalog(entry.id), model.weights_dtype)
     if model.architecture is not None:
         return with_weights_dtype(resolve_config(model.id, dict(model.architecture), source="profile"),
                                   model.weights_dtype)
-    from servewise.perfdata.models import get_model
-
     get_model(model.id)  # raises UnknownIdError with suggestions
     raise AssertionError("unreachable")
+
+
+@cache
+def _resolve_catalog(model_id: str) -> ResolvedModel:
+    """Catalog models resolve once per process (the search and the wizard ask repeatedly)."""
+    entry = get_model(model_id)
+    return resolve_config(entry.id, entry.config, entry.quantization_config, source="catalog",
+                          published_params=entry.params)
+
+
+def serving_scheme(arch: ModelArch, cq: CheckpointQuant) -> QuantScheme:
+    """The module-kind scheme the memory model sizes with, from a detected checkpoint quantization:
+    the exact storage format, and the kinds whose linear weights are mostly (>= half) quantized
+    once the checkpoint's exclusion patterns are applied module by module."""
+    quantized: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for m in modules(arch):
+        if m.linear:
+            total[m.role] = total.get(m.role, 0) + m.weight_params
+            if cq.quantizes(m.name):
+                quantized[m.role] = quantized.get(m.role, 0) + m.weight_params
+    kinds = frozenset(k for k in DEFAULT_QUANTIZED if total.get(k) and 2 * quantized.get(k, 0) >= total[k])
+    fmt = cq.fmt
+    if cq.method == "gptq" and cq.raw.get("sym", True):
+        fmt = replace(fmt, zero_bits=0.0)  # symmetric GPTQ: the Marlin kernels drop the zero points
+    return QuantScheme(format=fmt, quantized=kinds, method=cq.method)
 
 
 def resolve_config(model_id: str, config: dict, quantization_config: dict | None = None, *,
                    hf_quant_config: dict | None = None, source: str, published_params: float | None = None,
                    ) -> ResolvedModel:
     """A model from its config.json mapping and quantization configs: architecture, the detected
-    scheme, its serving format and the whole-model weight bytes implied by the architecture."""
+    checkpoint quantization, its serving scheme and the whole-model weight bytes."""
     arch = ModelArch.from_hf_config(config)
-    scheme = detect(quantization_config or config.get("quantization_config"), hf_quant_config)
-    split = weight_split(arch, scheme)
-    if scheme:
-        ckpt, fmt = scheme.weights_dtype, scheme.fmt
+    cq = detect(quantization_config or config.get("quantization_config"), hf_quant_config)
+    if cq:
+        ckpt, scheme = cq.weights_dtype, serving_scheme(arch, cq)
     else:
         ckpt = _dtype_from_config(config)
-        fmt = weight_format(_serving_format(ckpt))
-    return ResolvedModel(model_id, arch, ckpt, fmt, source, published_params,
-                         quantized_experts_only=split.quantized_roles == {"experts"}, quant=scheme,
-                         weight_bytes=split.weight_bytes)
+        scheme = plain_scheme(weight_format(_serving_format(ckpt)))
+    return ResolvedModel(model_id, arch, ckpt, scheme.format, source, published_params, quant=scheme,
+                         checkpoint_quant=cq, weight_bytes=weight_split(arch, cq).weight_bytes)
 
 
 def _dtype_from_config(cfg: dict) -> str:
@@ -113,9 +143,8 @@ def with_weights_dtype(rm: ResolvedModel, weights_dtype: str) -> ResolvedModel:
     if ckpt in _HIGH_PRECISION and weights_dtype in ("bf16", "fp16", "fp8"):
         fmt = weight_format(weights_dtype)
         served = weight_split(rm.arch, None, uniform=fmt if weights_dtype == "fp8" else None)
-        return replace(rm, weights=fmt, quantized_experts_only=False,
-                       engine_quantization="fp8" if weights_dtype == "fp8" else None, weight_bytes=served.weight_bytes,
-                       weight_bytes_source="architecture")
+        return replace(rm, weights=fmt, engine_quantization="fp8" if weights_dtype == "fp8" else None,
+                       quant=plain_scheme(fmt), weight_bytes=served.weight_bytes, weight_bytes_source="architecture")
     raise ConfigError(f"{rm.id} is a {ckpt} checkpoint; it cannot be served as {weights_dtype} "
                       f"(use a {weights_dtype} checkpoint of the model, or --weights-dtype auto)",
                       field="--weights-dtype")

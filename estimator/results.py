@@ -24,26 +24,38 @@ class Overflow(_Out):
 
 
 class MemoryEstimate(_Out):
-    """Per GPU of one worker, in bytes (keys: ARCHITECTURE.md section 3)."""
+    """Per GPU of one worker, in bytes (keys: ARCHITECTURE.md section 3; formulas: estimator/budget.py)."""
 
     weights_bytes: int
-    kv_cache_bytes: int
-    activation_bytes: int
+    kv_cache_bytes: int = Field(description="what the engine's rule leaves for the KV cache (negative: short)")
+    activation_bytes: int = Field(description="peak transient memory of the engine's start-up profile")
     cuda_graph_bytes: int
-    other_bytes: int
-    total_bytes: int
-    budget_bytes: int
+    other_bytes: int = Field(description="non-torch memory: CUDA context growth, NCCL / all-reduce buffers")
+    total_bytes: int = Field(description="everything the engine holds on the GPU")
+    budget_bytes: int = Field(description="the memory the engine's fraction grants (TRT-LLM: what it uses)")
     gpu_memory_bytes: int
     memory_fraction: float
     memory_fraction_of: Literal["total", "free_after_weights"]
-    kv_bytes_per_token: float
+    budget_rule: str = Field(description="how this engine version sizes the KV cache")
+    cuda_graph_in_budget: bool = Field(description="CUDA graphs subtracted before KV sizing (else outside)")
+    activation_forward_bytes: int
+    activation_sampler_bytes: int
+    max_num_seqs: int = Field(description="batch limit the activation term was sized with")
+    max_num_batched_tokens: int
+    weights_by_module: dict[str, int] = Field(default_factory=dict)
+    kv_bytes_per_token: float = Field(description="one token over every attention layer of the stage")
+    kv_bytes_per_token_per_layer: float
+    kv_layers: dict[str, int] = Field(default_factory=dict, description="attention layers by kind (full, sliding)")
+    sliding_window: int | None = None
     block_size_tokens: int
-    kv_cache_tokens: int
-    max_concurrency: float = Field(description="KV tokens / max_model_len")
+    kv_cache_blocks: int
+    kv_cache_tokens: int = Field(description="the engine's KV size in tokens, floored to whole blocks")
+    max_concurrency: float = Field(description="requests of max_model_len tokens that fit at once")
     max_concurrency_at_workload: float | None = Field(default=None, description="KV tokens / (isl + osl)")
     max_context_tokens: int = Field(description="longest single request the KV cache holds")
     estimated_max_model_len: int | None = Field(default=None, description="vLLM-style suggestion when one "
                                                 "max_model_len request does not fit")
+    headroom_bytes: int = Field(description="GPU memory left after everything the engine holds")
     feasible: bool
     overflow: Overflow | None = None
 

@@ -32,6 +32,11 @@ def read_yaml(relpath: str) -> Any:
 
 def read_yaml_dir(relpath: str) -> list[dict[str, Any]]:
     """Every YAML document under a data folder, in a stable (sorted path) order."""
+    return [doc for _, doc in read_yaml_dir_named(relpath)]
+
+
+def read_yaml_dir_named(relpath: str) -> list[tuple[str, dict[str, Any]]]:
+    """(file name without extension, document) for every YAML file under a data folder, sorted by path."""
     node = data_root()
     for part in relpath.split("/"):
         node = node / part
@@ -40,5 +45,5 @@ def read_yaml_dir(relpath: str) -> list[dict[str, Any]]:
         doc = yaml.safe_load(f.read_text(encoding="utf-8"))
         if not isinstance(doc, dict):
             raise ValueError(f"perfdata/{relpath}/{f.name}: expected a mapping")
-        out.append(doc)
+        out.append((f.name.rsplit(".", 1)[0], doc))
     return out

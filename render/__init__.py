@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from servewise.profiles.schema import Profile
+from servewise.render import engines
 from servewise.render.context import RenderContext, build_render_context
 from servewise.render.errors import RenderError
 from servewise.render.targets.compose import render_compose
+from servewise.render.targets.helm import render_helm
+from servewise.render.targets.k8s import render_k8s
 from servewise.render.targets.plan_json import render_plan_json
 from servewise.render.targets.readme import render_readme
 from servewise.render.targets.shell import render_shell
@@ -19,6 +22,8 @@ from servewise.render.targets.shell import render_shell
 TARGETS: dict[str, Callable[[RenderContext], dict[str, str]]] = {
     "shell": render_shell,
     "compose": render_compose,
+    "helm": render_helm,
+    "k8s": render_k8s,
 }
 
 
@@ -26,12 +31,12 @@ def render(profile: Profile, targets: Iterable[str] | None = None) -> dict[str, 
     """All artifact files for ``profile``'s plan, keyed by relative path (sorted)."""
     rc = build_render_context(profile)
     wanted = list(targets) if targets is not None else list(profile.deploy.targets)
+    for t in wanted:
+        if t not in TARGETS:
+            raise RenderError(f"unknown target {t!r} (choose from {', '.join(TARGETS)})")
+    engines.validate(rc)
     files: dict[str, str] = {}
     for t in wanted:
-        if t not in ("shell", "compose", "helm", "k8s"):
-            raise RenderError(f"unknown target {t!r} (choose from shell, compose, helm, k8s)")
-        if t not in TARGETS:
-            raise RenderError(f"target {t!r} is not available in this version")
         files.update(TARGETS[t](rc))
     files.update(render_plan_json(rc))
     files.update(render_readme(rc, sorted(files)))

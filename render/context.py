@@ -1,4 +1,4 @@
-"""What every template needs, derived once from the profile."""
+"""What every target needs, derived once from the profile."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ from dataclasses import dataclass
 
 from servewise.perfdata import get_engine
 from servewise.perfdata.engines import EngineVersion
+from servewise.perfdata.errors import UnknownIdError
 from servewise.profiles.schema import AggPlan, DisaggPlan, Profile
 from servewise.render.errors import RenderError
+from servewise.render.topology import Instance, layout
+
+CONTAINER_MODEL_DIR = "/models/model"
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+ENGINE_LABEL = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
 
 
 @dataclass(frozen=True)
@@ -16,19 +23,41 @@ class RenderContext:
     profile: Profile
     plan: AggPlan | DisaggPlan
     engine: EngineVersion
-    name: str                 # DNS-1123 base name of services and objects
-    model_ref: str            # what the engine loads: HF id, or the in-container path of a local model
+    engine_name: str
+    runtime: str              # native | dynamo
+    name: str                 # DNS-1035 base name of services and objects
+    model_id: str             # the profile's model id (HF id or a host path)
     local_model_dir: str | None
     served_name: str
+    image: str                # engine (or Dynamo runtime) image
+    instances: tuple[Instance, ...]
 
     @property
     def mode(self) -> str:
         return self.plan.mode
 
+    @property
+    def label(self) -> str:
+        return f"{ENGINE_LABEL[self.engine_name]} {self.engine.version}"
+
+    @property
+    def container_model(self) -> str:
+        """The model argument inside a container: the mounted folder of a local model, else the HF id."""
+        return CONTAINER_MODEL_DIR if self.local_model_dir else self.model_id
+
+    @property
+    def service_port(self) -> int:
+        return self.profile.deploy.service_port
+
+    def role_instances(self, role: str) -> list[Instance]:
+        return [i for i in self.instances if i.role == role]
+
 
 def _slug(text: str, limit: int = 40) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     s = s[:limit].strip("-")
+    if not s or not s[0].isalpha():
+        s = ("m-" + s)[:limit].strip("-")
     return s or "model"
 
 
@@ -36,16 +65,32 @@ def is_local_path(model_id: str) -> bool:
     return model_id.startswith(("/", "./", "../", "~"))
 
 
-CONTAINER_MODEL_DIR = "/models/model"
+def _engine_version(profile: Profile) -> EngineVersion:
+    try:
+        return get_engine(profile.engine.name).version(profile.engine.version)
+    except UnknownIdError as e:
+        raise RenderError(f"engine: {e}") from None
 
 
 def build_render_context(profile: Profile) -> RenderContext:
     if profile.plan is None:
         raise RenderError("the profile has no plan to render; run `servewise plan --profile P --save P` first")
-    engine = get_engine(profile.engine.name).version(profile.engine.version)
+    from servewise.render.engines import dynamo
+
+    engine = _engine_version(profile)
+    runtime = profile.deploy.runtime
+    image = profile.engine.image or engine.image
+    if runtime == "dynamo":
+        image = dynamo.check_pinned(profile, engine)
     mid = profile.model.id
     local = is_local_path(mid)
     name = profile.deploy.name or _slug(mid.rstrip("/").rsplit("/", 1)[-1])
-    return RenderContext(profile=profile, plan=profile.plan, engine=engine, name=name,
-                         model_ref=mid, local_model_dir=mid if local else None,
-                         served_name=profile.model.served_name or (name if local else mid))
+    if not _DNS1035.match(name):
+        raise RenderError(f"deploy.name {name!r} must start with a letter: Kubernetes Service names are DNS-1035 "
+                          "labels (lowercase letters, digits and '-')")
+    hw = profile.hardware
+    instances = tuple(layout(profile.plan, hw.gpus_per_node, hw.nodes, profile.deploy.service_port))
+    return RenderContext(profile=profile, plan=profile.plan, engine=engine, engine_name=profile.engine.name,
+                         runtime=runtime, name=name, model_id=mid, local_model_dir=mid if local else None,
+                         served_name=profile.model.served_name or (name if local else mid), image=image,
+                         instances=instances)

@@ -20,12 +20,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises a one-line UsageError instead of printing usage and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        sub = self.prog.partition(" ")[2]  # "servewise plan" -> "plan"; main() adds "servewise: "
+        raise UsageError(f"{sub + ': ' if sub else ''}{message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from servewise.wizard import flags
-    from servewise.wizard.commands import estimate, gpus, models, plan, profile_cmd, replay
+    from servewise.wizard.commands import detect, estimate, gpus, models, plan, profile_cmd, replay
 
     parser = _Parser(
         prog="servewise",
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_parser(sub)
     estimate.add_parser(sub)
     replay.add_render_parser(sub)
+    detect.add_parser(sub)
     models.add_parser(sub)
     gpus.add_parser(sub)
     profile_cmd.add_parser(sub)
@@ -94,6 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return ExitCode.OK
+    except Exception as e:  # a bug: one line, the traceback only with --debug
+        if debug:
+            raise
+        detail = " ".join(str(e).split())[:300]
+        sys.stderr.write(f"servewise: internal error ({type(e).__name__}: {detail}); rerun with --debug "
+                         "for the traceback and please report it\n")
+        return ExitCode.INTERNAL
 
 
 def entry() -> None:

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     DEVICE = 4       # NVML asked for but unavailable
     DRIFT = 5        # --strict replay: re-planning differs from the pinned plan
     ENDPOINT = 6     # bench: endpoint unreachable or failing
+    INTERNAL = 70    # a bug in servewise (EX_SOFTWARE); the message says how to get the traceback
     INTERRUPT = 130
 
 

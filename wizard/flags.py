@@ -8,11 +8,12 @@ import os
 from importlib.metadata import PackageNotFoundError, version
 
 from servewise.perfdata import PERFDATA_VERSION, get_gpu
-from servewise.perfdata.errors import UsageError
+from servewise.perfdata.errors import DeviceError, UsageError
 from servewise.profiles.schema import (
     AggPlan, DisaggPlan, Engine, Generator, Hardware, Load, Model, Profile, Search, Sla, Worker, Workload,
 )
 from servewise.profiles.store import profile_from_dict
+from servewise.wizard.output import info
 
 WEIGHTS_DTYPES = ["auto", "bf16", "fp16", "fp8", "int8", "int4-awq", "int4-gptq", "nvfp4", "mxfp4"]
 KV_DTYPES = ["auto", "bf16", "fp16", "fp8"]
@@ -40,6 +41,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {v}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {v}")
     return v
 
 
@@ -81,6 +92,17 @@ def add_model_hardware_flags(p: argparse.ArgumentParser) -> None:
                         "SGLang mem_fraction_static, TRT-LLM free_gpu_memory_fraction)")
 
 
+def add_detect_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("GPU detection (NVML)")
+    g.add_argument("--detect", action="store_true",
+                   help="plan for this machine's GPUs, detected through NVML, instead of --gpu "
+                        "(see `servewise detect`)")
+    g.add_argument("--detect-group", type=_non_negative_int, default=0, metavar="N",
+                   help="with --detect on a box of mixed GPUs: the group to plan for (default 0, the largest)")
+    g.add_argument("--use-free-memory", action="store_true",
+                   help="with --detect: plan on the memory still free when other processes hold some")
+
+
 def add_workload_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("workload and SLA")
     g.add_argument("--isl", type=_positive_int, help=f"input tokens per request (default {DEFAULT_ISL})")
@@ -109,6 +131,10 @@ def add_parallel_flags(p: argparse.ArgumentParser) -> None:
 
 
 def hardware_from_args(a: argparse.Namespace) -> Hardware:
+    if getattr(a, "detect", False):
+        return hardware_from_detection_args(a)
+    if getattr(a, "use_free_memory", False) or getattr(a, "detect_group", 0):
+        raise UsageError("--use-free-memory and --detect-group need --detect")
     if not a.gpu:
         raise UsageError("--gpu is required (e.g. --gpu h100-sxm; list them with `servewise gpus`)")
     gpu = get_gpu(a.gpu)
@@ -117,6 +143,26 @@ def hardware_from_args(a: argparse.Namespace) -> Hardware:
     if total % per_node:
         raise UsageError(f"--gpus {total} is not a whole number of nodes of --gpus-per-node {per_node}")
     return Hardware(gpu=gpu.id, gpus_per_node=per_node, nodes=total // per_node, prefill_gpu=a.prefill_gpu)
+
+
+def hardware_from_detection_args(a: argparse.Namespace) -> Hardware:
+    """``--detect``: this machine's GPUs through NVML (detected once per command; warnings on stderr
+    unless --json, whose success output keeps stderr empty)."""
+    from servewise.profiles.detect import detect, hardware_from_detection
+
+    if a.gpu or a.gpus_per_node or a.prefill_gpu:
+        raise UsageError("--detect takes the GPUs from this machine: drop --gpu/--gpus-per-node/--prefill-gpu "
+                         "(--gpus N plans on N of the detected GPUs)")
+    det = getattr(a, "_detection", None)
+    if det is None:
+        det = detect()
+        a._detection = det
+        if det.source == "nvml" and not getattr(a, "json", False):
+            for w in det.warnings:
+                info(f"warning: {w}")
+    if det.source == "none":
+        raise DeviceError(f"--detect: GPU detection failed: {det.error}")
+    return hardware_from_detection(det, a.detect_group, use_free_memory=a.use_free_memory, gpus=a.gpus)
 
 
 def inputs_from_args(a: argparse.Namespace) -> dict:

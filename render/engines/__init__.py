@@ -1,1 +1,121 @@
-"""Per-engine, per-version mapping from a plan's worker to the engine's command line."""
+"""Per-engine, per-version mapping from a plan's instances to command lines.
+
+Each engine module turns an :class:`Instance` placed at a :class:`Site` (what the target says
+about where the process runs) into a :class:`Command`. The modelled values are the emitted
+values: batch limits, memory fraction, maximum length and parallel sizes come straight from
+the plan. ``validate`` builds every command once at a neutral site and checks it (and the
+profile's extra arguments) against the pinned version's accepted-flags list, so an artifact
+that an engine would reject is never written.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+
+from servewise.render.command import Command, Expr
+from servewise.render.context import RenderContext
+from servewise.render.errors import RenderError
+from servewise.render.flagindex import check_command, check_extra_args, load_index
+from servewise.render.topology import Instance
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a process runs, in the target's own terms."""
+
+    model: str                          # model argument: HF id, container path, or an Expr
+    port: int | str                     # HTTP port to bind
+    node_rank: int | str = 0            # node of a multi-node instance this process is
+    head: str = "127.0.0.1"             # address of the instance's first node
+    host_ip: str | None = None          # this host's address for KV side channels (None: engine default)
+    config_dir: str = "/config"         # where the TensorRT-LLM YAML files are
+    orchestrated: bool = False          # an operator (Dynamo) adds the multi-node flags itself
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def module(rc: RenderContext):  # type: ignore[no-untyped-def]
+    """The engine's mapping module (``render/engines/<engine>.py``)."""
+    return importlib.import_module(f"servewise.render.engines.{rc.engine_name}")
+
+
+def worker_command(rc: RenderContext, inst: Instance, site: Site) -> Command:
+    """The command of one instance (one node of it when it spans nodes)."""
+    from servewise.render.engines import dynamo
+
+    cmd = dynamo.worker_command(rc, inst, site) if rc.runtime == "dynamo" else \
+        module(rc).worker_command(rc, inst, site)
+    return replace(cmd, extra_args=tuple(getattr(rc.profile.deploy.extra_args, inst.role)))
+
+
+def router_command(rc: RenderContext, prefill: list[tuple[str, int | None]], decode: list[str],
+                   port: int | str) -> Command:
+    """The front door of a disaggregated plan: the engine's P/D router (native runtime)."""
+    return module(rc).router_command(rc, prefill, decode, port)
+
+
+def frontend_command(rc: RenderContext, port: int | str) -> Command:
+    from servewise.render.engines import dynamo
+
+    return dynamo.frontend_command(rc, port)
+
+
+def config_files(rc: RenderContext) -> dict[str, str]:
+    """Engine configuration files every target ships beside its commands (TensorRT-LLM YAML)."""
+    return module(rc).config_files(rc) if hasattr(module(rc), "config_files") else {}
+
+
+_LABELS = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM", "dynamo": "Dynamo",
+           "vllm-router": "vllm-router", "sglang-router": "sglang-router"}
+
+
+def flags_label(key: str) -> str:
+    """``vllm-0.33.0`` -> ``vLLM 0.33.0``; ``dynamo-1.6.1:vllm`` -> ``dynamo.vllm (Dynamo 1.6.1)``."""
+    stem, _, command = key.partition(":")
+    name, _, version = stem.rpartition("-")
+    label = f"{_LABELS.get(name, name)} {version}"
+    if command:
+        prog = {"serve": "trtllm-serve", "disaggregated": "trtllm-serve disaggregated"}.get(command,
+                                                                                          f"dynamo.{command}")
+        label = f"{prog} ({label})"
+    return label
+
+
+def flag_index(key: str):  # type: ignore[no-untyped-def]
+    """The accepted-flags list of a command; Dynamo workers also accept the pinned engine's flags."""
+    from servewise.render.engines import dynamo
+
+    index = load_index(key, flags_label(key))
+    stem, _, command = key.partition(":")
+    if stem == dynamo.FLAGS and command in dynamo.PASSTHROUGH:
+        index = index.merged(load_index(dynamo.PASSTHROUGH[command]), flags_label(key))
+    return index
+
+
+def check(cmd: Command, where: str, extra_where: str = "") -> None:
+    index = flag_index(cmd.flags)
+    check_command(index, list(cmd.args), where)
+    if cmd.extra_args:
+        check_extra_args(index, list(cmd.extra_args), list(cmd.args), extra_where)
+
+
+def validate(rc: RenderContext) -> None:
+    """Check every command the plan produces against the pinned flag lists (RenderError on failure)."""
+    for inst in rc.instances:
+        for rank in range(inst.nnodes):
+            site = Site(model="org/model", port=8000, node_rank=rank, head="10.0.0.1", host_ip="10.0.0.2")
+            cmd = worker_command(rc, inst, site)
+            check(cmd, f"{inst.name} command", f"deploy.extra_args.{inst.role}")
+    if rc.runtime == "dynamo":
+        check(frontend_command(rc, 8000), "frontend command")
+    elif rc.mode == "disagg":
+        check(router_command(rc, [("http://10.0.0.1:8100", 8998)], ["http://10.0.0.1:8101"], 8000), "router command")
+
+
+def ref(name: str) -> Expr:
+    """A shell variable reference (used for values the script computes)."""
+    return Expr(f'"${{{name}}}"')
+
+
+__all__ = ["Command", "RenderError", "Site", "config_files", "frontend_command", "router_command", "validate",
+           "worker_command"]

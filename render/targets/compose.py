@@ -1,58 +1,177 @@
-"""``compose/docker-compose.yaml``: the plan on one Docker host."""
+"""``compose/``: the plan with docker compose, one file per node it uses.
+
+One service per engine instance (``worker-0``, ``prefill-0``, ``decode-0`` ...), the router (or, with
+the Dynamo runtime, ``frontend`` plus ``etcd`` and ``nats``). Images are pinned, GPUs reserved by device
+id, ``ipc: host``, the Hugging Face cache mounted, a local model folder mounted read-only, HF_TOKEN
+taken from the environment, and a healthcheck on every HTTP server. Compose interpolates ``$`` in
+values, so literal text has it doubled; only deliberate references (``${NODE1_ADDRESS:?...}``) keep one.
+Disaggregated, Dynamo and multi-node plans use host networking (NIXL/UCX and NCCL need the hosts'
+interfaces); a single-node aggregated plan publishes its ports instead.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from servewise.profiles.schema import AggPlan
+from servewise.render import engines
+from servewise.render.command import Command, Expr
 from servewise.render.context import CONTAINER_MODEL_DIR, RenderContext
-from servewise.render.engines import vllm
-from servewise.render.errors import RenderError
-from servewise.render.targets.shell import gpu_slices
+from servewise.render.engines import Site
+from servewise.render.engines import dynamo as dyn
+from servewise.render.targets.docker_run import HF_CACHE_IN_CONTAINER, image_command
+from servewise.render.topology import Instance, nodes_used
 from servewise.render.yamlout import comment_safe, compose_escape, dump_yaml
 
-HF_CACHE_IN_CONTAINER = "/root/.cache/huggingface"
+CONFIG_IN_CONTAINER = "/config"
 
 
-def _healthcheck(port: int) -> dict[str, Any]:
-    # python3 exists in every engine image; curl is not guaranteed.
-    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=5)"
-    return {"test": ["CMD", "python3", "-c", probe], "interval": "30s", "timeout": "10s", "retries": 5,
-            "start_period": "30m"}
+def _esc(text: str) -> str:
+    return str(text) if isinstance(text, Expr) else compose_escape(str(text))
+
+
+def _node_addr(k: int) -> Expr:
+    return Expr(f"${{NODE{k}_ADDRESS:?set NODE{k}_ADDRESS to the address of node {k}}}")
+
+
+def healthcheck(port: int, path: str = "/health") -> dict[str, Any]:
+    # python3 is in every image used here; curl is not guaranteed.
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=5)"
+    return {"test": ["CMD", "python3", "-c", compose_escape(probe)], "interval": "30s", "timeout": "10s",
+            "retries": 5, "start_period": "30m"}
+
+
+def _host_network(rc: RenderContext) -> bool:
+    return rc.mode == "disagg" or rc.runtime == "dynamo" or nodes_used(list(rc.instances)) > 1
+
+
+def _volumes(rc: RenderContext) -> list[dict[str, Any]]:
+    vols: list[dict[str, Any]] = [{"type": "bind", "source": "${HF_HOME:-~/.cache/huggingface}",
+                                   "target": HF_CACHE_IN_CONTAINER}]
+    if rc.local_model_dir:
+        vols.append({"type": "bind", "source": compose_escape(rc.local_model_dir), "target": CONTAINER_MODEL_DIR,
+                     "read_only": True})
+    for rel in engines.config_files(rc):
+        vols.append({"type": "bind", "source": f"./{rel}", "target": f"{CONFIG_IN_CONTAINER}/{rel}",
+                     "read_only": True})
+    return vols
+
+
+def _environment(rc: RenderContext, cmd: Command) -> list[str]:
+    env = ["HF_TOKEN", f"HF_HOME={HF_CACHE_IN_CONTAINER}"]
+    if rc.runtime == "dynamo":
+        env += [f"ETCD_ENDPOINTS=http://{_esc(_infra_host(rc))}:{dyn.ETCD_PORT}",
+                f"NATS_SERVER=nats://{_esc(_infra_host(rc))}:{dyn.NATS_PORT}"]
+    env += [f"{k}={_esc(v)}" for k, v in cmd.env]
+    return env
+
+
+def _infra_host(rc: RenderContext) -> str:
+    return "127.0.0.1"
+
+
+def _service(rc: RenderContext, cmd: Command, image: str, gpus: tuple[int, ...] | None, publish: int | None,
+             health_port: int | None) -> dict[str, Any]:
+    svc: dict[str, Any] = {"image": image, "command": [_esc(a) for a in image_command(rc, cmd)]}
+    if rc.runtime == "dynamo":
+        svc["working_dir"] = dyn.WORKING_DIR[rc.engine_name]
+    if _host_network(rc):
+        svc["network_mode"] = "host"
+    elif publish is not None:
+        svc["ports"] = [f"{publish}:{publish}"]
+    if gpus is not None:
+        svc["ipc"] = "host"
+        svc["ulimits"] = {"memlock": -1, "stack": 67108864}
+        svc["environment"] = _environment(rc, cmd)
+        svc["volumes"] = _volumes(rc)
+        svc["deploy"] = {"resources": {"reservations": {"devices": [
+            {"driver": "nvidia", "device_ids": [str(g) for g in gpus], "capabilities": ["gpu"]}]}}}
+    elif cmd.env or rc.runtime == "dynamo":
+        svc["environment"] = _environment(rc, cmd)
+    if health_port is not None:
+        svc["healthcheck"] = healthcheck(health_port)
+    svc["restart"] = "unless-stopped"
+    return svc
+
+
+def _worker_site(rc: RenderContext, inst: Instance, node: int) -> Site:
+    head = "127.0.0.1" if nodes_used(list(rc.instances)) == 1 else _node_addr(inst.first_node)
+    host_ip = _node_addr(node) if nodes_used(list(rc.instances)) > 1 and rc.mode == "disagg" else None
+    return Site(model=rc.container_model, port=inst.port, node_rank=node - inst.first_node, head=head,
+                host_ip=host_ip, config_dir=CONFIG_IN_CONTAINER)
+
+
+def _url(rc: RenderContext, inst: Instance) -> str:
+    host = "127.0.0.1" if inst.first_node == 0 else _node_addr(inst.first_node)
+    text = f"http://{host}:{inst.port}"
+    return Expr(text) if isinstance(host, Expr) else text
+
+
+def _node_services(rc: RenderContext, node: int) -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = {}
+    if node == 0 and rc.runtime == "dynamo":
+        services["etcd"] = {"image": dyn.ETCD_IMAGE, "network_mode": "host",
+                            "environment": ["ALLOW_NONE_AUTHENTICATION=yes",
+                                            f"ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:{dyn.ETCD_PORT}",
+                                            f"ETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:{dyn.ETCD_PORT}"],
+                            "restart": "unless-stopped"}
+        services["nats"] = {"image": dyn.NATS_IMAGE, "network_mode": "host", "command": ["-js"],
+                            "restart": "unless-stopped"}
+    workers: list[str] = []
+    for inst in rc.instances:
+        if node not in inst.nodes:
+            continue
+        cmd = engines.worker_command(rc, inst, _worker_site(rc, inst, node))
+        head = node == inst.first_node
+        http = head and (rc.runtime == "native")
+        name = inst.name if not inst.multinode else f"{inst.name}-node{node - inst.first_node}"
+        svc = _service(rc, cmd, rc.image, inst.gpus, inst.port if http else None,
+                       inst.port if http else None)
+        if rc.runtime == "dynamo":
+            svc["depends_on"] = {"etcd": {"condition": "service_started"}, "nats": {"condition": "service_started"}} \
+                if node == 0 else {}
+            if not svc["depends_on"]:
+                del svc["depends_on"]
+        services[name] = svc
+        if http:
+            workers.append(name)
+    if node == 0 and (rc.mode == "disagg" or rc.runtime == "dynamo"):
+        port = rc.service_port
+        if rc.runtime == "dynamo":
+            cmd = engines.frontend_command(rc, port)
+            svc = _service(rc, cmd, rc.image, None, port, port)
+            svc["depends_on"] = {"etcd": {"condition": "service_started"}, "nats": {"condition": "service_started"}}
+            services["frontend"] = svc
+        else:
+            cmd = engines.router_command(rc, [(_url(rc, i), None) for i in rc.role_instances("prefill")],
+                                         [_url(rc, i) for i in rc.role_instances("decode")], port)
+            image = engines.module(rc).ROUTER_IMAGE or rc.image
+            svc = _service(rc, cmd, image, None, port, port)
+            svc["depends_on"] = {w: {"condition": "service_healthy"} for w in workers}
+            services["router"] = svc
+    return services
+
+
+def compose_files(rc: RenderContext) -> list[tuple[str, int]]:
+    n = nodes_used(list(rc.instances))
+    if n == 1:
+        return [("compose/docker-compose.yaml", 0)]
+    return [(f"compose/docker-compose.node{k}.yaml", k) for k in range(n)]
 
 
 def render_compose(rc: RenderContext) -> dict[str, str]:
-    p = rc.profile
-    if not isinstance(rc.plan, AggPlan) or p.engine.name != "vllm":
-        raise RenderError(f"docker compose for {p.engine.name} {rc.plan.mode} is not available yet")
-    w = rc.plan.worker
-    workers = rc.plan.replicas * w.workers
-    per_node = max(1, p.hardware.gpus_per_node // w.gpus_per_worker)
-    slices = gpu_slices(w.gpus_per_worker, min(workers, per_node), p.hardware.gpus_per_node)
-    image = p.engine.image or rc.engine.image
-    model_arg = CONTAINER_MODEL_DIR if rc.local_model_dir else rc.model_ref
-    services: dict[str, Any] = {}
-    for i, devices in enumerate(slices):
-        port = rc.engine.port
-        args = [model_arg] + vllm.serve_args(rc, w, port=port) + list(p.deploy.extra_args.agg)
-        volumes = [f"${{HF_HOME:-~/.cache/huggingface}}:{HF_CACHE_IN_CONTAINER}"]
-        if rc.local_model_dir:
-            volumes.append(f"{compose_escape(rc.local_model_dir)}:{CONTAINER_MODEL_DIR}:ro")
-        services[f"{rc.name}-{i}"] = {
-            "image": image,
-            "command": [compose_escape(a) for a in args],
-            "ipc": "host",
-            "ports": [f"{p.deploy.service_port + i}:{port}"],
-            "environment": ["HF_TOKEN"],
-            "volumes": volumes,
-            "deploy": {"resources": {"reservations": {"devices": [
-                {"driver": "nvidia", "device_ids": devices.split(","), "capabilities": ["gpu"]}]}}},
-            "healthcheck": _healthcheck(port),
-            "restart": "unless-stopped",
-        }
-    header = (f"{comment_safe(rc.model_ref)}: vLLM {rc.engine.version}, aggregated, {len(slices)} replica(s) on this "
-              f"host.\nGenerated by servewise from a profile. HF_TOKEN is taken from your environment.\n"
-              f"Run: HF_TOKEN=... docker compose -f docker-compose.yaml up -d")
-    if workers > len(slices):
-        header += f"\nThe plan has {workers} replicas over {p.hardware.nodes} nodes; run this file on each node."
-    return {"compose/docker-compose.yaml": dump_yaml({"name": rc.name, "services": services}, header=header)}
+    files: dict[str, str] = {}
+    entries = compose_files(rc)
+    for rel, node in entries:
+        header = [f"{comment_safe(rc.model_id)}: {rc.label}"
+                  f"{' on Dynamo ' + dyn.VERSION if rc.runtime == 'dynamo' else ''}, "
+                  f"{'aggregated' if rc.mode == 'agg' else 'disaggregated prefill/decode'}"
+                  + (f", node {node} of {len(entries)}" if len(entries) > 1 else "") + ".",
+                  "Generated by servewise from a profile. HF_TOKEN is taken from your environment.",
+                  f"Run: HF_TOKEN=... docker compose -f {rel.split('/', 1)[1]} up -d"]
+        if len(entries) > 1:
+            header.append("Set NODE<k>_ADDRESS for every node this file names (node 0 is the head).")
+        doc = {"name": rc.name, "services": _node_services(rc, node)}
+        files[rel] = dump_yaml(doc, header="\n".join(header))
+    for rel, text in engines.config_files(rc).items():
+        files[f"compose/{rel}"] = text
+    return files

@@ -7,6 +7,7 @@ import argparse
 from servewise.estimator import estimate
 from servewise.estimator.api import default_memory_fraction
 from servewise.estimator.context import build_context
+from servewise.estimator.engine_defaults import batch_defaults
 from servewise.estimator.results import Estimate, MemoryEstimate
 from servewise.profiles import load_profile
 from servewise.wizard import flags
@@ -19,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Estimate per-GPU memory (and performance) of one fixed configuration.")
     p.add_argument("--profile", help="estimate the plan pinned in this profile instead of flags")
     flags.add_model_hardware_flags(p)
+    flags.add_detect_flags(p)
     flags.add_workload_flags(p)
     flags.add_parallel_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -26,10 +28,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_profile(a: argparse.Namespace):
+    """The profile to estimate. Batch limits and the memory fraction that are not given take the
+    engine's own defaults for this GPU and version (they size the activation term)."""
     if a.profile:
         return load_profile(a.profile)
-    draft = flags.profile_from_args(a)
-    fraction = default_memory_fraction(build_context(draft))
+    ctx = build_context(flags.profile_from_args(a))
+    a = argparse.Namespace(**vars(a))
+    if a.mode == "agg":
+        hw = ctx.hardware
+        d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.memory_bytes, a.tp, ctx.max_model_len)
+        a.max_num_seqs = a.max_num_seqs or d.max_num_seqs
+        a.max_num_batched_tokens = a.max_num_batched_tokens or d.max_num_batched_tokens
+    fraction = default_memory_fraction(ctx, a.tp, a.pp)
     return flags.profile_from_args(a, with_plan=True, default_fraction=fraction)
 
 
@@ -43,24 +53,34 @@ def run(a: argparse.Namespace) -> int:
 
 
 def memory_rows(m: MemoryEstimate) -> list[list[str]]:
+    """The per-GPU breakdown in GiB, each term with what it holds."""
+    graphs = "in budget" if m.cuda_graph_in_budget else "outside budget"
     return [
-        ["weights", gib(m.weights_bytes)],
-        ["KV cache", gib(m.kv_cache_bytes)],
-        ["activation peak", gib(m.activation_bytes)],
-        ["CUDA graphs", gib(m.cuda_graph_bytes)],
-        ["non-torch (context, NCCL)", gib(m.other_bytes)],
-        ["total", gib(m.total_bytes)],
-        [f"budget ({m.memory_fraction} of {m.memory_fraction_of.replace('_', ' ')})", gib(m.budget_bytes)],
-        ["GPU memory", gib(m.gpu_memory_bytes)],
+        ["weights", gib(m.weights_bytes), ", ".join(f"{k} {gib(v)}" for k, v in m.weights_by_module.items()
+                                                    if v >= 0.005 * 1024**3)],
+        ["KV cache", gib(m.kv_cache_bytes), f"{m.kv_cache_tokens:,} tokens in {m.kv_cache_blocks:,} blocks"],
+        ["activation peak", gib(m.activation_bytes),
+         f"forward {gib(m.activation_forward_bytes)} / sampler {gib(m.activation_sampler_bytes)} at "
+         f"{m.max_num_seqs} seqs, {m.max_num_batched_tokens} tokens"],
+        ["CUDA graphs", gib(m.cuda_graph_bytes), graphs],
+        ["non-torch (context, NCCL)", gib(m.other_bytes), ""],
+        ["total held", gib(m.total_bytes), ""],
+        [f"budget ({m.memory_fraction:g} of {m.memory_fraction_of.replace('_', ' ')})", gib(m.budget_bytes), ""],
+        ["GPU memory", gib(m.gpu_memory_bytes), f"headroom {gib(m.headroom_bytes)}"],
     ]
 
 
 def format_memory(m: MemoryEstimate, title: str) -> str:
-    lines = [title, table(["per GPU", "GiB"], memory_rows(m), "lr")]
-    lines.append(f"KV cache: {m.kv_cache_tokens:,} tokens ({m.kv_bytes_per_token / 1024:.1f} KiB/token, "
-                 f"blocks of {m.block_size_tokens}); max concurrency at max length {m.max_concurrency:g}x")
+    lines = [title, table(["per GPU", "GiB", "detail"], memory_rows(m), "lrl"), m.budget_rule]
+    layers = ", ".join(f"{v} {k}" for k, v in m.kv_layers.items() if v)
+    window = f", window {m.sliding_window}" if m.sliding_window else ""
+    lines.append(f"KV cache: {m.kv_bytes_per_token / 1024:.1f} KiB/token ({layers} attention layers{window}), "
+                 f"blocks of {m.block_size_tokens}; max concurrency at max length {m.max_concurrency:g}x; "
+                 f"longest single request {m.max_context_tokens:,} tokens")
+    if m.estimated_max_model_len is not None:
+        lines.append(f"estimated maximum model length: {m.estimated_max_model_len:,}")
     if m.overflow:
-        lines.append(f"does not fit: {m.overflow.message}")
+        lines.append(f"does not fit ({m.overflow.term}): {m.overflow.message}")
     return "\n".join(lines)
 
 

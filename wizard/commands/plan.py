@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Search aggregated and disaggregated configurations under the SLA.")
     p.add_argument("--profile", help="plan for this profile's inputs instead of flags")
     flags.add_model_hardware_flags(p)
+    flags.add_detect_flags(p)
     flags.add_workload_flags(p)
     p.add_argument("--save", metavar="PATH", help="write a profile with the chosen plan pinned")
     p.add_argument("--json", action="store_true", help="print one JSON document")

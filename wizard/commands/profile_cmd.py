@@ -6,13 +6,14 @@ import argparse
 import sys
 
 from servewise.profiles import dump_profile, json_schema_text, load_profile, save_profile
+from servewise.wizard.commands import profile_diff
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="profile utilities", description="Validate, migrate or describe profiles.")
-    ps = p.add_subparsers(dest="profile_command", metavar="{validate,migrate,schema}", required=True)
+    ps = p.add_subparsers(dest="profile_command", metavar="{validate,migrate,schema,diff}", required=True)
     v = ps.add_parser("validate", help="check a profile against the schema")
     v.add_argument("path")
     v.add_argument("--json", action="store_true")
@@ -24,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(handler=run_migrate)
     s = ps.add_parser("schema", help="print the profile JSON Schema")
     s.set_defaults(handler=run_schema)
+    profile_diff.add_subparser(ps)
 
 
 def run_validate(a: argparse.Namespace) -> int:

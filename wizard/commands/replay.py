@@ -55,9 +55,24 @@ def _same_configuration(a: Profile, b: Profile) -> bool:
     return da == db
 
 
+def warn_if_other_hardware(profile: Profile) -> None:
+    """A profile planned on detected GPUs names them (``hardware.fingerprint``); when this machine
+    has GPUs and they differ, say so. Without a driver there is nothing to compare: replay needs no GPU."""
+    fp = profile.hardware.fingerprint
+    if profile.hardware.source != "nvml" or fp is None:
+        return
+    from servewise.profiles.detect import detect
+    from servewise.profiles.detected_hardware import fingerprint_difference
+
+    diff = fingerprint_difference(fp, detect())
+    if diff:
+        info(f"warning: {diff}; the pinned plan may not fit here (re-plan with `servewise plan --detect`)")
+
+
 def run_replay(a: argparse.Namespace) -> int:
     """Render the pinned plan (byte-identical artifacts), then report drift against a fresh plan."""
     profile = apply_overrides(load_profile(a.profile), a.set)
+    warn_if_other_hardware(profile)
     if profile.plan is None and not a.replan:
         raise RenderError(f"{a.profile}: has no pinned plan; use --replan to plan it now (and --save to pin it)")
     code = ExitCode.OK

@@ -1,0 +1,1 @@
+"""Validators for rendered artifacts, used by the render tests (they read ../shared at test time)."""
