@@ -52,7 +52,7 @@ def _matches(name: str, pattern: str) -> bool:
 
 def _fmt(name: str, bits: float, group: int, scale_bits: float, zero_bits: float = 0.0,
          compute: str = "bf16") -> WeightFormat:
-    return WeightFormat(name, bits, group, scale_bits, zero_bits, compute)
+    return WeightFormat(name, bits, group=group, scale_bits=scale_bits, zero_bits=zero_bits, compute_dtype=compute)
 
 
 def _list(v: Any) -> tuple[str, ...]:
