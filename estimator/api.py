@@ -6,6 +6,7 @@ import math
 
 from servewise.estimator.budget import memory_estimate
 from servewise.estimator.context import Context, build_context, check_parallelism
+from servewise.estimator.resolve import quantization_note
 from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
 from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
 
@@ -52,7 +53,9 @@ def estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
 
 def _assumptions(ctx: Context) -> list[str]:
     p = ctx.profile
+    quant = quantization_note(ctx.model, ctx.engine_name, ctx.engine)
     return [f"weights {ctx.model.weights.name} ({ctx.model.source}), KV cache {p.model.kv_cache_dtype}",
+            *([quant] if quant else []),
             f"{ctx.engine_name} {ctx.engine.version}: {ctx.engine.memory_knob.flag} is a fraction of "
             f"{'total memory' if ctx.engine.memory_knob.of == 'total' else 'the memory free after loading'}",
             f"GPU memory {ctx.hardware.memory_bytes / 1024**3:.2f} GiB per GPU (CUDA-visible)"]

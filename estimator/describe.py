@@ -71,7 +71,9 @@ class Checkpoint(_Doc):
 
 class ModelDescription(_Doc):
     id: str
-    source: str                            # catalog | hub | local | profile
+    source: str                            # catalog | hub | hub-cache | local | profile
+    revision: str | None
+    config_hash: str | None
     architecture: Architecture
     params: Params
     checkpoint: Checkpoint
@@ -143,7 +145,8 @@ def describe(rm: ResolvedModel, *, params_source: str | None = None, params_note
     kv = {dt: {k: float(v) for k, v in a.kv_bytes_per_token(kv_bytes_per_element(dt)).items()} for dt in ("bf16", "fp8")}
     conv, rec = a.linear_state_elements_per_seq()
     state = {"conv": conv * 2, "recurrent": rec * 2} if a.linear else None
-    return ModelDescription(id=rm.id, source=rm.source, architecture=_architecture(rm), params=params, checkpoint=ckpt,
+    return ModelDescription(id=rm.id, source=rm.source, revision=rm.revision, config_hash=rm.config_hash,
+                            architecture=_architecture(rm), params=params, checkpoint=ckpt,
                             weight_bytes=per_format, kv_bytes_per_token=kv,
                             indexer_bytes_per_token=a.num_attention_layers * a.indexer_bytes_per_token_per_layer(),
                             linear_state_bytes_per_sequence=state)

@@ -74,7 +74,8 @@ def resolve_model(model: Model) -> ResolvedModel:
     if entry is not None:
         return with_weights_dtype(_resolve_catalog(entry.id), model.weights_dtype)
     if model.architecture is not None:
-        return with_weights_dtype(resolve_config(model.id, dict(model.architecture), source="profile"),
+        rm = resolve_config(model.id, dict(model.architecture), source="profile")
+        return with_weights_dtype(replace(rm, revision=model.revision, config_hash=model.config_hash),
                                   model.weights_dtype)
     get_model(model.id)  # raises UnknownIdError with suggestions
     raise AssertionError("unreachable")
@@ -110,16 +111,25 @@ def resolve_config(model_id: str, config: dict, quantization_config: dict | None
                    hf_quant_config: dict | None = None, source: str, published_params: float | None = None,
                    ) -> ResolvedModel:
     """A model from its config.json mapping and quantization configs: architecture, the detected
-    checkpoint quantization, its serving scheme and the whole-model weight bytes."""
+    checkpoint quantization, its serving scheme and the whole-model weight bytes.
+
+    ``config`` may be a recorded architecture (``profiles.checkpoint``): its ``hf_quant_config`` and
+    ``safetensors`` entries then give the ModelOpt scheme and the exact bytes the engine loads."""
     arch = ModelArch.from_hf_config(config)
-    cq = detect(quantization_config or config.get("quantization_config"), hf_quant_config)
+    recorded_hfq = config.get("hf_quant_config")
+    hfq = hf_quant_config or (recorded_hfq if isinstance(recorded_hfq, dict) else None)
+    cq = detect(quantization_config or config.get("quantization_config"), hfq)
     if cq:
         ckpt, scheme = cq.weights_dtype, serving_scheme(arch, cq)
     else:
         ckpt = _dtype_from_config(config)
         scheme = plain_scheme(weight_format(_serving_format(ckpt)))
+    weight_bytes, how = weight_split(arch, cq).weight_bytes, "architecture"
+    st = config.get("safetensors")
+    if isinstance(st, dict) and isinstance(st.get("served_bytes"), int) and st["served_bytes"] > 0:
+        weight_bytes, how = float(st["served_bytes"]), "safetensors"
     return ResolvedModel(model_id, arch, ckpt, scheme.format, source, published_params, quant=scheme,
-                         checkpoint_quant=cq, weight_bytes=weight_split(arch, cq).weight_bytes)
+                         checkpoint_quant=cq, weight_bytes=weight_bytes, weight_bytes_source=how)
 
 
 def _dtype_from_config(cfg: dict) -> str:
@@ -168,3 +178,24 @@ def resolve_hardware(hw: Hardware) -> ResolvedHardware:
 
 def resolve_engine(name: str, version: str | None) -> EngineVersion:
     return get_engine(name).version(version)
+
+
+def quantization_note(rm: ResolvedModel, engine_name: str, engine: EngineVersion) -> str | None:
+    """One line on how the engine is told about the weights' quantization (None for 16-bit)."""
+    q = engine.quantization
+    if rm.checkpoint_quant:
+        cq = rm.checkpoint_quant
+        spec = q.checkpoint.get(cq.method)  # type: ignore[call-overload]
+        head = f"checkpoint quantization {cq.method} ({cq.detail}) from {cq.source}"
+        if spec is None:
+            return f"{head}: {engine_name} {engine.version} does not list this method"
+        if spec.autodetect:
+            how = f", kernel {spec.value}" if spec.value and spec.value != cq.method else ""
+            return f"{head}: {engine_name} {engine.version} reads it from the checkpoint{how}; no quantization flag"
+        return f"{head}: {q.flag} {spec.value}"
+    if rm.engine_quantization:
+        value = q.flag_value(None, rm.weights.name)
+        return (f"{rm.weights.name} weights quantized online from the {rm.checkpoint_dtype} checkpoint: "
+                f"{q.flag} {value}" if value else
+                f"{engine_name} {engine.version} cannot quantize {rm.checkpoint_dtype} weights to {rm.weights.name} online")
+    return None

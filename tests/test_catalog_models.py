@@ -12,6 +12,7 @@ from servewise.estimator.arch import ModelArch
 from servewise.perfdata import all_models, find_model, get_model
 from servewise.perfdata.errors import UnknownIdError
 from servewise.perfdata.loader import data_root
+from servewise.perfdata.models import trim_config
 
 MODELS = sorted(all_models().values(), key=lambda m: m.id)
 IDS = [m.id for m in MODELS]
@@ -45,6 +46,12 @@ def test_rounding_allowance_is_rare_and_needed():
         computed = ModelArch.from_hf_config(m.config).total_params()
         assert abs(computed - m.params) > 0.01 * m.params, f"{m.id} does not need params_rounding"
         assert "rounded" in m.params_source
+
+
+@pytest.mark.parametrize("m", MODELS, ids=IDS)
+def test_config_holds_architecture_keys_only(m):
+    """The catalog keeps the same config.json keys a profile records for a non-catalog model."""
+    assert trim_config(m.config) == m.config
 
 
 @pytest.mark.parametrize("m", MODELS, ids=IDS)

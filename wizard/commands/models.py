@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from servewise.estimator.arch import ModelArch
 from servewise.estimator.describe import ModelDescription, describe
-from servewise.estimator.resolve import resolve_model
+from servewise.estimator.resolve import resolve_config, resolve_model
 from servewise.perfdata import find_model
 from servewise.perfdata.errors import UsageError
 from servewise.perfdata.models import ModelEntry, search_models
+from servewise.profiles.checkpoint import is_local_path, read_non_catalog
 from servewise.profiles.schema import Model
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import GIB, print_json, table
@@ -22,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "counts, weight bytes per format and KV-cache bytes per token.")
     p.add_argument("query", nargs="*", help="words that must all match (substring of id/family/tag, or a size)")
     p.add_argument("--describe", metavar="ID", help="a catalog id, Hugging Face id or local checkpoint folder")
+    p.add_argument("--revision", help="Hugging Face revision (branch, tag or commit) for --describe of a Hub id")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(handler=run_models)
 
@@ -43,7 +46,7 @@ def run_models(a: argparse.Namespace) -> int:
     if a.describe:
         if a.query:
             raise UsageError("models: give either QUERY or --describe ID, not both")
-        return _run_describe(a.describe, a.json)
+        return _run_describe(a.describe, a.json, a.revision)
     rows = [_summary(m) for m in search_models(" ".join(a.query))]
     if a.json:
         print_json(rows)
@@ -54,9 +57,14 @@ def run_models(a: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _run_describe(model_id: str, as_json: bool) -> int:
-    rm = resolve_model(Model(id=model_id))
-    entry = find_model(model_id) if rm.source == "catalog" else None
+def _run_describe(model_id: str, as_json: bool, revision: str | None = None) -> int:
+    entry = None if is_local_path(model_id) else find_model(model_id)
+    if entry is not None:
+        rm = resolve_model(Model(id=model_id))
+    else:
+        facts = read_non_catalog(model_id, revision)
+        rm = replace(resolve_config(model_id, facts.architecture_record(), source=facts.source),
+                     revision=facts.revision, config_hash=facts.config_hash)
     doc = describe(rm, params_source=entry.params_source if entry else None,
                    params_note=entry.params_note if entry else None)
     if as_json:
@@ -72,7 +80,8 @@ def _gib(n: float) -> str:
 
 def render_description(d: ModelDescription) -> str:
     a, p, c = d.architecture, d.params, d.checkpoint
-    out = [f"{d.id}  ({d.source})", "",
+    origin = d.source + (f" @ {d.revision}" if d.revision else "")
+    out = [f"{d.id}  ({origin})", "",
            f"architecture   {a.model_type} ({', '.join(a.architectures) or '-'})",
            f"layers         {a.num_layers}: " + ", ".join(f"{n} {k}" for k, n in a.layers_by_kind.items())
            + (f" (window {a.sliding_window:,})" if a.sliding_window else ""),
