@@ -125,14 +125,7 @@ class HuggingFaceHub:
                                     local_files_only=offline))
 
 
-_client: HubClient = HuggingFaceHub()
-
-
-def set_hub_client(client: HubClient) -> HubClient:
-    """Replace the Hub client (tests); returns the previous one."""
-    global _client
-    previous, _client = _client, client
-    return previous
+_client: HubClient = HuggingFaceHub()   # tests replace it with a fake
 
 
 def _offline() -> bool:

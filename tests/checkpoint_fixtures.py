@@ -167,3 +167,29 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def gpt_oss_tensors(cfg: dict[str, Any]) -> dict[str, tuple[str, list[int]]]:
+    """gpt-oss layout: MXFP4 expert blocks (16 bytes = 32 values) and E8M0 scales per 32, BF16
+    attention with biases and sinks, BF16 router with bias."""
+    h, n, e = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_local_experts"]
+    heads, kv, hd, inter = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"], cfg["intermediate_size"]
+    t: dict[str, tuple[str, list[int]]] = {"model.embed_tokens.weight": ("BF16", [cfg["vocab_size"], h]),
+                                          "lm_head.weight": ("BF16", [cfg["vocab_size"], h]),
+                                          "model.norm.weight": ("BF16", [h])}
+    for i in range(n):
+        p = f"model.layers.{i}"
+        for proj, o, k in (("q_proj", heads * hd, h), ("k_proj", kv * hd, h), ("v_proj", kv * hd, h),
+                           ("o_proj", h, heads * hd)):
+            t[f"{p}.self_attn.{proj}.weight"] = ("BF16", [o, k])
+            t[f"{p}.self_attn.{proj}.bias"] = ("BF16", [o])
+        t[f"{p}.self_attn.sinks"] = ("BF16", [heads])
+        t[f"{p}.mlp.router.weight"] = ("BF16", [e, h])
+        t[f"{p}.mlp.router.bias"] = ("BF16", [e])
+        for proj, o, k in (("gate_up_proj", 2 * inter, h), ("down_proj", h, inter)):
+            t[f"{p}.mlp.experts.{proj}_blocks"] = ("U8", [e, o, k // 32, 16])
+            t[f"{p}.mlp.experts.{proj}_scales"] = ("U8", [e, o, k // 32])
+            t[f"{p}.mlp.experts.{proj}_bias"] = ("BF16", [e, o])
+        t[f"{p}.input_layernorm.weight"] = ("BF16", [h])
+        t[f"{p}.post_attention_layernorm.weight"] = ("BF16", [h])
+    return t
