@@ -114,9 +114,11 @@ def _architecture(rm: ResolvedModel) -> Architecture:
         la = a.linear
         linear = {"key_heads": la.num_key_heads, "value_heads": la.num_value_heads, "key_head_dim": la.key_head_dim,
                   "value_head_dim": la.value_head_dim, "conv_kernel": la.conv_kernel}
-    indexer = {"heads": a.indexer.n_heads, "head_dim": a.indexer.head_dim, "topk": a.indexer.topk} if a.indexer else None
+    ix = a.indexer
+    indexer = {"heads": ix.n_heads, "head_dim": ix.head_dim, "topk": ix.topk} if ix else None
     return Architecture(
-        model_type=a.model_type, architectures=list(a.architectures), num_layers=a.num_layers, hidden_size=a.hidden_size,
+        model_type=a.model_type, architectures=list(a.architectures), num_layers=a.num_layers,
+        hidden_size=a.hidden_size,
         num_attention_heads=a.num_attention_heads, num_kv_heads=a.num_kv_heads, head_dim=a.head_dim,
         attention=_attention_kind(rm), intermediate_size=a.intermediate_size, vocab_size=a.vocab_size,
         max_position_embeddings=a.max_position_embeddings, tie_word_embeddings=a.tie_word_embeddings,
@@ -142,7 +144,8 @@ def describe(rm: ResolvedModel, *, params_source: str | None = None, params_note
     per_format = {"bf16": float(weight_split(a, None).weight_bytes)}
     for name in _SERVING_FORMATS[1:]:
         per_format[name] = float(weight_split(a, None, uniform=FORMATS[name]).weight_bytes)
-    kv = {dt: {k: float(v) for k, v in a.kv_bytes_per_token(kv_bytes_per_element(dt)).items()} for dt in ("bf16", "fp8")}
+    kv = {dt: {k: float(v) for k, v in a.kv_bytes_per_token(kv_bytes_per_element(dt)).items()}
+          for dt in ("bf16", "fp8")}
     conv, rec = a.linear_state_elements_per_seq()
     state = {"conv": conv * 2, "recurrent": rec * 2} if a.linear else None
     return ModelDescription(id=rm.id, source=rm.source, revision=rm.revision, config_hash=rm.config_hash,

@@ -93,7 +93,8 @@ def _mlp(a: ModelArch, i: int, p: str) -> Iterator[Module]:
     assert m
     mp = f"{p}.{_moe_prefix(a)}"
     bias = (2 * m.expert_intermediate + h) * m.num_experts if m.expert_bias else 0
-    yield Module(f"{mp}.experts.0.gate_proj", "experts", m.num_experts * a.dense_mlp_params(m.expert_intermediate), bias)
+    experts = m.num_experts * a.dense_mlp_params(m.expert_intermediate)
+    yield Module(f"{mp}.experts.0.gate_proj", "experts", experts, bias)
     yield Module(f"{mp}.gate", "router", 0, h * m.num_experts + (m.num_experts if m.router_bias else 0))
     if m.shared_intermediate:
         shared = "shared_experts" if a.mla else "shared_expert"

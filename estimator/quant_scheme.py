@@ -25,8 +25,8 @@ class UnsupportedQuantizationError(UnsupportedArchitectureError):
 
 @dataclass(frozen=True)
 class CheckpointQuant:
-    method: str                          # fp8 | compressed-tensors | awq | gptq | bitsandbytes | mxfp4 | modelopt_fp8 | modelopt_fp4
-    weights_dtype: str                   # servewise weights format name (fp8, int8, int4-awq, int4-gptq, nvfp4, mxfp4, bnb-4bit)
+    method: str          # fp8 | compressed-tensors | awq | gptq | bitsandbytes | mxfp4 | modelopt_fp8 | modelopt_fp4
+    weights_dtype: str   # servewise format: fp8, int8, int4-awq, int4-gptq, nvfp4, mxfp4, bnb-4bit
     fmt: WeightFormat                    # storage of one quantized weight, scales included
     excluded: tuple[str, ...] = ()       # module patterns kept in 16-bit
     kv_cache_dtype: str | None = None    # a KV-cache quantization the checkpoint ships (ModelOpt FP8 KV)
@@ -129,9 +129,11 @@ def _compressed_tensors(q: Mapping[str, Any]) -> CheckpointQuant:
             schemes.append(("int4-gptq", _fmt("int4-gptq", 4, group, 16, 0 if sym else 4),
                             f"INT4 W4A16, group {group}, {'symmetric' if sym else 'zero point'}"))
         else:
-            raise UnsupportedQuantizationError(f"compressed-tensors weights of {bits}-bit {kind} are not sized by servewise")
+            raise UnsupportedQuantizationError(
+                f"compressed-tensors weights of {bits}-bit {kind} are not sized by servewise")
     if len({s[0] for s in schemes}) != 1:
-        raise UnsupportedQuantizationError("compressed-tensors config_groups mix weight formats; not sized by servewise")
+        raise UnsupportedQuantizationError(
+            "compressed-tensors config_groups mix weight formats; not sized by servewise")
     dtype, fmt, detail = schemes[0]
     return CheckpointQuant("compressed-tensors", dtype, fmt, _list(q.get("ignore")), detail=detail, raw=q)
 
@@ -145,7 +147,8 @@ def _bitsandbytes(q: Mapping[str, Any]) -> CheckpointQuant:
     if q.get("load_in_8bit"):
         raise UnsupportedQuantizationError("bitsandbytes 8-bit (LLM.int8) checkpoints are not sized by servewise")
     if not q.get("load_in_4bit"):
-        raise UnsupportedQuantizationError("bitsandbytes quantization_config sets neither load_in_4bit nor load_in_8bit")
+        raise UnsupportedQuantizationError(
+            "bitsandbytes quantization_config sets neither load_in_4bit nor load_in_8bit")
     double = bool(q.get("bnb_4bit_use_double_quant"))
     # 4-bit NF4/FP4 values, one absmax per 64 weights: fp32, or 8-bit with double quantization.
     fmt = _fmt("bnb-4bit", 4, 64, 8.5 if double else 32)
@@ -159,14 +162,14 @@ def _modelopt(q: Mapping[str, Any], source: str) -> CheckpointQuant:
     kv = "fp8" if str(inner.get("kv_cache_quant_algo") or "").upper() == "FP8" else None
     excluded = _list(inner.get("exclude_modules") or inner.get("ignore"))
     if algo == "FP8":
-        return CheckpointQuant("modelopt_fp8", "fp8", FORMATS["fp8"], excluded, kv, "ModelOpt FP8 weights and activations",
-                           source, q)
+        return CheckpointQuant("modelopt_fp8", "fp8", FORMATS["fp8"], excluded, kv,
+                               "ModelOpt FP8 weights and activations", source, q)
     if algo == "NVFP4":
         group = _int(inner, "group_size", default=16)
         if group != 16:
             raise UnsupportedQuantizationError(f"ModelOpt NVFP4 with group {group} (expected 16)")
-        return CheckpointQuant("modelopt_fp4", "nvfp4", FORMATS["nvfp4"], excluded, kv, "ModelOpt NVFP4 (FP8 scale per 16)",
-                           source, q)
+        return CheckpointQuant("modelopt_fp4", "nvfp4", FORMATS["nvfp4"], excluded, kv,
+                               "ModelOpt NVFP4 (FP8 scale per 16)", source, q)
     raise UnsupportedQuantizationError(f"ModelOpt quant_algo {algo or 'unset'!r} is not sized by servewise "
                                        f"(FP8 and NVFP4 are)")
 

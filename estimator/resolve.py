@@ -195,7 +195,8 @@ def quantization_note(rm: ResolvedModel, engine_name: str, engine: EngineVersion
         return f"{head}: {q.flag} {spec.value}"
     if rm.engine_quantization:
         value = q.flag_value(None, rm.weights.name)
-        return (f"{rm.weights.name} weights quantized online from the {rm.checkpoint_dtype} checkpoint: "
-                f"{q.flag} {value}" if value else
-                f"{engine_name} {engine.version} cannot quantize {rm.checkpoint_dtype} weights to {rm.weights.name} online")
+        w, ckpt = rm.weights.name, rm.checkpoint_dtype
+        if value:
+            return f"{w} weights quantized online from the {ckpt} checkpoint: {q.flag} {value}"
+        return f"{engine_name} {engine.version} cannot quantize {ckpt} weights to {w} online"
     return None

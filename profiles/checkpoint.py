@@ -113,7 +113,8 @@ class HuggingFaceHub:
     def model_info(self, repo_id: str, revision: str | None, timeout: float):
         from huggingface_hub import HfApi
 
-        info = HfApi().model_info(repo_id, revision=revision, timeout=timeout, expand=["sha", "siblings", "safetensors"])
+        info = HfApi().model_info(repo_id, revision=revision, timeout=timeout,
+                                  expand=["sha", "siblings", "safetensors"])
         files = [s.rfilename for s in (info.siblings or [])]
         params = dict(info.safetensors.parameters) if info.safetensors and info.safetensors.parameters else None
         return str(info.sha), files, params
