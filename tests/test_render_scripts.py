@@ -48,7 +48,7 @@ def _docker_split(argv: list[str]) -> tuple[dict[str, list[str]], str, list[str]
     assert argv[:2] == ["docker", "run"]
     opts: dict[str, list[str]] = {}
     i = 2
-    takes = {"--name", "--gpus", "--ulimit", "-p", "-v", "-e"}
+    takes = {"--name", "--gpus", "--ulimit", "-p", "-v", "-e", "--mount"}
     while argv[i].startswith("-"):
         name = argv[i].split("=", 1)[0]
         if name in takes and "=" not in argv[i]:

@@ -18,6 +18,7 @@ from servewise.render.command import Command, Expr
 from servewise.render.context import CONTAINER_MODEL_DIR, RenderContext
 from servewise.render.engines import Site
 from servewise.render.engines import dynamo as dyn
+from servewise.render.errors import RenderError
 from servewise.render.targets.docker_run import HF_CACHE_IN_CONTAINER, image_command
 from servewise.render.topology import Instance, nodes_used
 from servewise.render.yamlout import comment_safe, compose_escape, dump_yaml
@@ -159,6 +160,10 @@ def compose_files(rc: RenderContext) -> list[tuple[str, int]]:
 
 
 def render_compose(rc: RenderContext) -> dict[str, str]:
+    local = rc.local_model_dir
+    if local and not local.startswith(("/", "~/")):
+        raise RenderError(f"model.id {local!r}: docker compose resolves relative paths against the compose file's "
+                          "folder; give the model folder as an absolute path (or ~/...)")
     files: dict[str, str] = {}
     entries = compose_files(rc)
     for rel, node in entries:

@@ -170,7 +170,9 @@ def render_shell(rc: RenderContext) -> dict[str, str]:
         files.update(_front_script(rc))
     for rel, text in engines.config_files(rc).items():
         files[f"shell/{rel}"] = text
-    if rc.mode == "agg" and rc.runtime == "native" and not rc.instances[0].multinode:
+    local = rc.local_model_dir
+    if rc.mode == "agg" and rc.runtime == "native" and not rc.instances[0].multinode and \
+            (local is None or local.startswith("/")):
         from servewise.render.targets.docker_run import render_docker_run
 
         files.update(render_docker_run(rc))
