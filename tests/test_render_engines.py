@@ -175,3 +175,50 @@ def test_trtllm_options_reach_the_container(tmp_path):
     cap = run_script(r.root / "shell" / "serve.sh", {}, "trtllm-agg-serve")
     cfg = cap.argv[cap.argv.index("--extra_llm_api_options") + 1]
     assert cfg == str(r.root / "shell" / "trtllm-agg.yaml") and yaml.safe_load(open(cfg).read())
+
+
+def test_trtllm_serve_cannot_rename_the_model():
+    with pytest.raises(RenderError, match="has no --served_model_name"):
+        render(_mutated("llama-3.1-8b-fp8-2xh100-trtllm.yaml", model__served_name="llama"))
+
+
+@pytest.mark.parametrize("engine, version", [("sglang", "0.5.23"), ("trtllm", "1.2.1")])
+def test_hostile_strings_reach_every_engine_as_one_argv_element(engine: str, version: str, shared_dir):
+    from .test_render_security import HOSTILE_DIR, HOSTILE_NAME, hostile_profile
+    from .validators.argv import parse_and_check
+
+    doc = profile_to_dict(hostile_profile())
+    doc["engine"] = {"name": engine, "version": version, "image": None}
+    doc["model"]["revision"] = None
+    if engine == "trtllm":
+        doc["model"]["served_name"] = None
+    r = render_to(profile_from_dict(doc), f"hostile-{engine}")
+    cap = run_script(r.root / "shell" / "serve.sh", {"INSTANCE": "1"}, f"hostile-{engine}")
+    parsed = parse_and_check(shared_dir, cap.argv, {engine: version})
+    if engine == "sglang":
+        assert parsed.flags["--model-path"] == [[HOSTILE_DIR]]
+        assert parsed.flags["--served-model-name"] == [[HOSTILE_NAME]]
+    else:
+        assert parsed.positional == [HOSTILE_DIR]
+        assert yaml.safe_load(open(cap.argv[cap.argv.index("--extra_llm_api_options") + 1]).read())
+
+
+def test_vllm_data_parallel_across_nodes():
+    """DP ranks spread over two nodes: --data-parallel-size-local and start ranks; three nodes in one
+    Kubernetes worker template cannot express per-node start ranks and are refused there."""
+    doc = profile_to_dict(load_profile(EXAMPLES / "qwen3-30b-a3b-4xh100-moe-ep-vllm.yaml"))
+    doc["hardware"].update(gpus_per_node=4, nodes=2)
+    doc["plan"]["worker"].update(tp=1, dp=8, ep=8)
+    files = render(profile_from_dict(doc), ["shell", "k8s"])
+    node1 = files["shell/serve_node1.sh"]
+    for flag in ("--data-parallel-size 8", "--data-parallel-size-local 4", "--data-parallel-start-rank 4",
+                 '--data-parallel-address "${HEAD_ADDRESS}"', "--headless"):
+        assert flag in node1, flag
+    lws = files["k8s/leaderworkerset.yaml"]
+    assert "--data-parallel-start-rank\n" in lws and "$(LWS_LEADER_ADDRESS)" in lws
+    doc["hardware"].update(gpus_per_node=4, nodes=3)
+    doc["plan"]["worker"].update(tp=1, dp=12, ep=12)
+    doc["model"]["id"] = "deepseek-ai/DeepSeek-V2-Lite"
+    doc["model"]["max_model_len"] = 16384
+    with pytest.raises(RenderError, match="more than two nodes"):
+        render(profile_from_dict(doc), ["k8s"])

@@ -40,7 +40,8 @@ def test_extra_args_reach_every_target_and_are_checked(shared_dir):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--max-num-seqs", "4"], "deploy.extra_args.agg: --max-num-seqs conflicts with --max-num-seqs, which servewise sets"),
+    (["--max-num-seqs", "4"],
+     "deploy.extra_args.agg: --max-num-seqs conflicts with --max-num-seqs, which servewise sets"),
     (["-tp", "2"], "conflicts with --tensor-parallel-size"),
     (["--gpu_memory_utilization=0.5"], "conflicts with --gpu-memory-utilization"),
     (["--swap-space", "4"], "deploy.extra_args.agg: vLLM 0.33.0 has no flag --swap-space"),

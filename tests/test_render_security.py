@@ -25,7 +25,7 @@ from .validators.tools import compose_config
 MARKER = "PWNED-BY-SERVEWISE-TEST"
 HOSTILE_DIR = (f"/srv/models/it's a \"model\" $(touch /tmp/{MARKER}) `touch /tmp/{MARKER}` "
                "x: [y] {z} & #h *a !t %p @q ,c ;e |p > ~ \\b")
-HOSTILE_NAME = f"o'brien \"llm\" $(id) `id` -- --port 1: [a, b] {{c}} #x ${{HOME}} \\n $$"
+HOSTILE_NAME = "o'brien \"llm\" $(id) `id` -- --port 1: [a, b] {c} #x ${HOME} \\n $$"
 
 
 def hostile_profile():  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ that an engine would reject is never written.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from servewise.render.command import Command, Expr
 from servewise.render.context import RenderContext
@@ -31,7 +31,6 @@ class Site:
     host_ip: str | None = None          # this host's address for KV side channels (None: engine default)
     config_dir: str = "/config"         # where the TensorRT-LLM YAML files are
     orchestrated: bool = False          # an operator (Dynamo) adds the multi-node flags itself
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def module(rc: RenderContext):  # type: ignore[no-untyped-def]

@@ -95,6 +95,9 @@ def cli_args(rc: RenderContext, inst: Instance) -> list[str]:
 
 def worker_command(rc: RenderContext, inst: Instance, site) -> Command:  # type: ignore[no-untyped-def]
     _check(rc, inst)
+    if rc.profile.model.served_name is not None:
+        raise RenderError(f"model.served_name: trtllm-serve {rc.engine.version} has no --served_model_name and serves "
+                          "the model under its id or path; unset it, or use deploy.runtime dynamo")
     quantization(rc)     # refuses what the version cannot serve; TensorRT-LLM reads the method from the checkpoint
     args = ["--host", "0.0.0.0", "--port", text(site.port), "--backend", "pytorch", *cli_args(rc, inst),
             "--kv_cache_free_gpu_memory_fraction", num(inst.worker.gpu_memory_utilization),

@@ -71,7 +71,7 @@ def _merge(cmds: list[Command]) -> tuple[Command, dict[str, list[str]], list[tup
         else:
             merged.append(_vary(vals, var_name(prev) + "S", arrays))
     env = []
-    for j, (name, value) in enumerate(first.env):
+    for j, (name, _) in enumerate(first.env):
         env.append((name, _vary([c.env[j][1] for c in cmds], name + "S", arrays)))
     return Command(first.program, (), tuple(merged), first.flags), arrays, env
 
