@@ -20,7 +20,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises a one-line UsageError instead of printing usage and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        sub = self.prog.partition(" ")[2]  # "servewise plan" -> "plan"; main() adds "servewise: "
+        raise UsageError(f"{sub + ': ' if sub else ''}{message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
