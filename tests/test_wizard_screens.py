@@ -183,6 +183,13 @@ async def test_results_show_memory_modes_and_the_candidate_table():
             assert "No Pareto chart" in text        # said plainly, no invented numbers
         if r.verdict is None:
             assert "Verdict: none" in text
+        perf = app.outcome.selected.perf
+        if perf is None:
+            assert "No performance figures" in text
+        else:                                        # the selected estimate's figures, with bands and source
+            lo, hi = perf.ttft_ms_range
+            assert f"{perf.ttft_ms:,.0f} ms" in text and f"{lo:,.0f}–{hi:,.0f}" in text
+            assert "target 1,000 ms (mean)" in text and perf.provenance in text
         await pilot.press("enter")                   # Enter on the selected candidate goes on
         await settle(pilot)
         assert app.step == "save"
