@@ -92,12 +92,35 @@ async def test_model_step_defaults_ladder_and_errors():
         assert app.draft.model.max_model_len is None and "✓ plan:" in screen_text(app)
         ident = app.screen.query_one("#model-id", Input)
         ident.focus()
-        ident.value = "meta-llama/Llama-3.1-8B-Instruc"
-        await pilot.press("enter")             # applies the id and stays to show the verdict
+        ident.value = "./no/such/checkpoint"
+        await pilot.press("enter")             # reads it (off the UI thread) and stays
         await settle(pilot)
-        assert app.step == "model"
-        assert "unknown model" in screen_text(app) and "did you mean" in screen_text(app)
-        assert app.outcome.exit_code == 3
+        assert app.step == "model" and app.draft.model.id != "./no/such/checkpoint"
+        assert "✗ --model ./no/such/checkpoint: no such folder" in screen_text(app)
+
+
+async def test_model_from_a_local_checkpoint_folder(tmp_path):
+    import json
+
+    from servewise.perfdata import get_model
+
+    folder = tmp_path / "llama-8b"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(get_model("meta-llama/Llama-3.1-8B-Instruct").config))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await press_until(pilot, "enter", "model")
+        ident = app.screen.query_one("#model-id", Input)
+        ident.focus()
+        ident.value = str(folder)
+        await pilot.press("enter")
+        await settle(pilot)
+        m = app.draft.model
+        assert m.id == str(folder) and m.architecture is not None and m.config_hash.startswith("sha256:")
+        assert app.outcome.feasible and f"read {folder}" in screen_text(app)
+        await pilot.press("enter")              # the same id again: go on
+        await settle(pilot)
+        assert app.step == "workload"
 
 
 async def test_model_dtype_choice_replans():
@@ -309,6 +332,7 @@ async def test_detection_through_a_fake_nvml_fills_the_hardware_step():
         assert app.step == "model" and app.outcome.draft.hardware.source == "nvml"
 
 
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 async def test_a_bug_is_one_line_on_stderr_and_exit_70(monkeypatch, capsys):
     from servewise.wizard.screens.workload import WorkloadScreen
 
