@@ -7,6 +7,7 @@ import math
 from servewise.estimator.budget import memory_estimate
 from servewise.estimator.context import Context, build_context, check_parallelism
 from servewise.estimator.perf_estimate import agg_perf, disagg_perf
+from servewise.estimator.resolve import quantization_note
 from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
 from servewise.perfdata import get_gpu
 from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
@@ -78,7 +79,9 @@ def _perf_assumptions(ctx: Context, plan: AggPlan | DisaggPlan) -> list[str]:
 
 def _assumptions(ctx: Context) -> list[str]:
     p = ctx.profile
+    quant = quantization_note(ctx.model, ctx.engine_name, ctx.engine)
     return [f"weights {ctx.model.weights.name} ({ctx.model.source}), KV cache {p.model.kv_cache_dtype}",
+            *([quant] if quant else []),
             f"{ctx.engine_name} {ctx.engine.version}: {ctx.engine.memory_knob.flag} is a fraction of "
             f"{'total memory' if ctx.engine.memory_knob.of == 'total' else 'the memory free after loading'}",
             f"GPU memory {ctx.hardware.memory_bytes / 1024**3:.2f} GiB per GPU (CUDA-visible)"]

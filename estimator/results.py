@@ -45,7 +45,9 @@ class MemoryEstimate(_Out):
     weights_by_module: dict[str, int] = Field(default_factory=dict)
     kv_bytes_per_token: float = Field(description="one token over every attention layer of the stage")
     kv_bytes_per_token_per_layer: float
-    kv_layers: dict[str, int] = Field(default_factory=dict, description="attention layers by kind (full, sliding)")
+    kv_layers: dict[str, int] = Field(default_factory=dict, description="cache layers by kind (full, sliding, "
+                                      "linear) on the most loaded stage")
+    state_bytes_per_seq: float = Field(default=0.0, description="linear-attention state one sequence holds")
     sliding_window: int | None = None
     block_size_tokens: int
     kv_cache_blocks: int

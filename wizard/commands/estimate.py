@@ -82,7 +82,9 @@ def format_memory(m: MemoryEstimate, title: str) -> str:
     lines = [title, table(["per GPU", "GiB", "detail"], memory_rows(m), "lrl"), m.budget_rule]
     layers = ", ".join(f"{v} {k}" for k, v in m.kv_layers.items() if v)
     window = f", window {m.sliding_window}" if m.sliding_window else ""
-    lines.append(f"KV cache: {m.kv_bytes_per_token / 1024:.1f} KiB/token ({layers} attention layers{window}), "
+    if m.state_bytes_per_seq:
+        window += f"; {m.state_bytes_per_seq / 1024**2:.2f} MiB state per sequence"
+    lines.append(f"KV cache: {m.kv_bytes_per_token / 1024:.1f} KiB/token ({layers} layers{window}), "
                  f"blocks of {m.block_size_tokens}; max concurrency at max length {m.max_concurrency:g}x; "
                  f"longest single request {m.max_context_tokens:,} tokens")
     if m.estimated_max_model_len is not None:
