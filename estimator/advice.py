@@ -39,14 +39,13 @@ def nice_up(x: float) -> float:
 
 
 def _best(ctx: Context, outcome: SearchOutcome) -> Candidate | None:
-    from servewise.estimator.planning import candidate
+    """What ``plan`` would choose from this outcome."""
+    from servewise.estimator.planning import candidate, choose
 
-    wins = [(r.score[r.best], m) for m, r in outcome.ranked.items() if r.best is not None]
-    if not wins:
-        return None
-    _, mode = max(wins, key=lambda w: (w[0], w[1] == "agg"))
-    r = outcome.ranked[mode]
-    return candidate(ctx, r, int(r.best), ctx.profile.search.gpu_hour_usd)  # type: ignore[arg-type]
+    price = ctx.profile.search.gpu_hour_usd
+    best = {m: candidate(ctx, r, int(r.best), price) if r.best is not None else None
+            for m, r in outcome.ranked.items()}
+    return choose(best)
 
 
 def _describe(c: Candidate) -> str:

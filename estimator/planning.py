@@ -13,13 +13,16 @@ from servewise.estimator.pareto import pareto_mask
 from servewise.estimator.results import (
     Candidate, Comparison, LoadInfo, PerfEstimate, PlanResult, SearchStats, SlaInfo,
 )
-from servewise.estimator.search import Ranked, SearchOutcome, Sla, distinct_best, shape_key, shortfall
+from servewise.estimator.search import (
+    Ranked, SearchOutcome, Sla, distinct_best, first_per_shape, shape_key, shortfall,
+)
 from servewise.estimator.search_space import prefill_gpu
 from servewise.profiles.schema import AggPlan, DisaggPlan, Estimates, Worker
 
 MEETING_LISTED = 8      # SLA-meeting candidates listed per mode (the best of each shape)
 MISSING_LISTED = 4      # near misses listed per mode (smallest shortfall first)
 PARETO_LISTED = 16
+TIE = 0.005             # objectives within 0.5% are a tie (a request rate fixes tokens/s per GPU)
 MODE_NAMES = {"agg": "aggregated", "disagg": "disaggregated"}
 STATISTICS = {"mean": "the point estimate (the model predicts the mean over requests)",
               "p50": "the point estimate (fixed-length requests: the median request is at or below the mean)",
@@ -107,19 +110,17 @@ def candidate(ctx: Context, r: Ranked, i: int, price: float | None) -> Candidate
 
 
 def listed(r: Ranked, sla: Sla) -> list[int]:
-    """The candidates listed for a mode: the best SLA-meeting shapes, then the nearest misses."""
+    """The candidates listed for a mode: the best SLA-meeting shapes, then the nearest misses (smallest
+    shortfall first) of other shapes."""
     out = distinct_best(r, MEETING_LISTED, meeting=True)
     short = shortfall(r, sla)
-    keys = shape_key(r.table)
-    seen = {int(keys[i]) for i in out}
-    miss = sorted((int(i) for i in r.order if not r.meets[i]), key=lambda i: (short[i], -r.score[i]))
-    for i in miss:
-        if len(out) >= MEETING_LISTED + MISSING_LISTED:
-            break
-        if int(keys[i]) not in seen and math.isfinite(short[i]):
-            seen.add(int(keys[i]))
-            out.append(i)
-    return out
+    miss = r.order[~r.meets[r.order]]
+    miss = miss[np.isfinite(short[miss])]
+    miss = miss[np.lexsort((-r.score[miss], short[miss]))]
+    taken = set(shape_key(r.table)[out].tolist()) if out else set()
+    keys = shape_key(r.table)[miss]
+    miss = miss[~np.isin(keys, list(taken))] if taken else miss
+    return out + first_per_shape(r, miss, MISSING_LISTED)
 
 
 def pareto_front(outcome: SearchOutcome) -> list[tuple[str, int]]:
@@ -142,7 +143,16 @@ def pareto_front(outcome: SearchOutcome) -> list[tuple[str, int]]:
     return [pts[i] for i in on]
 
 
-def compare(best: dict[str, Candidate | None], objective: str) -> tuple[str | None, Comparison | None]:
+def choose(best: dict[str, Candidate | None]) -> Candidate | None:
+    """The better mode's best; disaggregated only when it beats aggregated by more than a tie."""
+    a, d = best.get("agg"), best.get("disagg")
+    if a is None or d is None:
+        return a or d
+    return d if d.score > a.score * (1.0 + TIE) else a
+
+
+def compare(best: dict[str, Candidate | None], objective: str, notes: list[str] | None = None
+            ) -> tuple[str | None, Comparison | None]:
     """The verdict: which mode wins on the objective, by what ratio, and whether the bands overlap."""
     a, d = best.get("agg"), best.get("disagg")
     if a is None and d is None:
@@ -150,7 +160,9 @@ def compare(best: dict[str, Candidate | None], objective: str) -> tuple[str | No
     if a is None or d is None:
         only = "agg" if a is not None else "disagg"
         other = "disagg" if only == "agg" else "agg"
-        why = "was not searched" if other not in best else "has no candidate that meets the SLA"
+        skipped = next((n.split(": ", 1)[1] for n in notes or [] if n.startswith(f"{MODE_NAMES[other]} not")), None)
+        why = ("was not searched" + (f": {skipped}" if skipped else "")) if other not in best else \
+            "has no candidate that meets the SLA"
         return f"only {MODE_NAMES[only]} serving meets the SLA ({MODE_NAMES[other]} {why})", \
             Comparison(winner=only)  # type: ignore[arg-type]
 
@@ -162,14 +174,18 @@ def compare(best: dict[str, Candidate | None], objective: str) -> tuple[str | No
         return c.output_tokens_per_s_per_gpu_charged_range
 
     ratio = d.score / a.score if a.score > 0 else math.inf
-    winner = "disagg" if ratio > 1.0 else "agg"
+    winner = "disagg" if ratio > 1.0 + TIE else "agg"
     ar, dr = rng(a), rng(d)
     close = ar[1] >= dr[0] and dr[1] >= ar[0]
     what = "tokens/s per user" if objective == "tokens_per_s_per_user" else "output tokens/s per GPU"
     w, l_ = (d, a) if winner == "disagg" else (a, d)
-    text = (f"{MODE_NAMES[winner]} wins: {max(ratio, 1 / ratio if ratio else math.inf):.2f}x the {what} of "
-            f"{MODE_NAMES['agg' if winner == 'disagg' else 'disagg']} ({w.score:,.1f} vs {l_.score:,.1f})")
-    if close:
+    if abs(ratio - 1.0) <= TIE:
+        text = (f"aggregated and disaggregated tie on {what} ({a.score:,.1f} vs {d.score:,.1f}); aggregated is "
+                "chosen: one kind of worker is simpler to run")
+    else:
+        text = (f"{MODE_NAMES[winner]} wins: {max(ratio, 1 / ratio if ratio else math.inf):.2f}x the {what} of "
+                f"{MODE_NAMES['agg' if winner == 'disagg' else 'disagg']} ({w.score:,.1f} vs {l_.score:,.1f})")
+    if close and abs(ratio - 1.0) > TIE:
         text += (f"; a close call: the bands overlap (aggregated {ar[0]:,.1f}-{ar[1]:,.1f}, disaggregated "
                  f"{dr[0]:,.1f}-{dr[1]:,.1f}), so measure both before committing")
     return text, Comparison(winner=winner, ratio=_r(ratio, 4), close_call=close,  # type: ignore[arg-type]
@@ -192,9 +208,8 @@ def plan_result(ctx: Context, outcome: SearchOutcome, common: dict) -> PlanResul
         cands[mode] = [get(mode, i) for i in listed(r, outcome.sla)]
         best[mode] = get(mode, r.best) if r.best is not None else None
     front = [get(m, i) for m, i in pareto_front(outcome)]
-    winners = [c for c in best.values() if c is not None]
-    chosen = max(winners, key=lambda c: (c.score, c.mode == "agg")) if winners else None
-    verdict, comparison = compare(best, outcome.objective)
+    chosen = choose(best)
+    verdict, comparison = compare(best, outcome.objective, outcome.notes)
     s = outcome.sla
     stats = SearchStats(grid={m: len(t) for m, t in outcome.tables.items()},
                         evaluated={m: t.evaluated for m, t in outcome.tables.items()},

@@ -24,7 +24,8 @@ value the measured figure stays under in 9 of 10 held-out cases; ``p99`` extrapo
 (``search_space.charged_gpus``: the GPUs it uses under a concurrency or a rate; the whole budget at max
 throughput, stranded GPUs included), tokens/s per user (1 / TPOT), or cost per million output tokens
 (the per-GPU objective priced). Ties go to fewer GPUs; a memory fraction other than the engine's default
-must gain at least ``FRACTION_PREFERENCE`` to be chosen over it.
+must gain at least ``FRACTION_PREFERENCE`` to be chosen over it; then the candidate with the most latency
+headroom (``_slack``).
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ class SearchOptions:
     """Knobs of the search itself (the tests widen them to compare against a plain loop)."""
 
     fraction: float | None = None     # the user's memory fraction; None: the engine default and offsets
-    prefill_keep: int = 6             # disaggregated: prefill configurations kept after the screen
-    decode_keep: int = 6              # disaggregated: decode configurations kept after the screen
-    batches_keep: int = 8             # disaggregated max-throughput: decode batches kept per decode config
+    prefill_keep: int = 12            # disaggregated: prefill configurations kept after the screen
+    decode_keep: int = 8              # disaggregated: decode configurations kept after the screen
+    batches_keep: int = 24            # disaggregated max-throughput: decode batches kept per decode config
     max_workers: int = 16             # disaggregated: most prefill / decode workers in one xPyD system
 
 
@@ -154,9 +155,25 @@ def select(t: Table, sla: Sla, objective: str) -> Ranked:
     score, per_gpu = objective_values(t, objective)
     pref = np.where(t["frac_default"], 1.0, 1.0 - FRACTION_PREFERENCE)
     key = np.round(score * pref, 9)
+    slack = _slack(ttft_stat, tpot_stat, sla)
     idx = np.flatnonzero(ok)
-    order = idx[np.lexsort((idx, t["charged"][idx], -key[idx], ~meets[idx]))]
+    order = idx[np.lexsort((idx, slack[idx], t["charged"][idx], -key[idx], ~meets[idx]))]
     return Ranked(t, ttft_stat, tpot_stat, ttft_ok, tpot_ok, meets, score, per_gpu, order)
+
+
+def _slack(ttft_stat: np.ndarray, tpot_stat: np.ndarray, sla: Sla) -> np.ndarray:
+    """The last tie-break: how close to the targets a candidate runs (the larger of statistic / target),
+    or its TPOT without targets. Under a request rate every candidate that sustains it has the same
+    throughput, so among equal GPU counts the one with the most latency headroom wins."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if sla.ttft_s is None and sla.tpot_s is None:
+            return np.nan_to_num(tpot_stat, nan=np.inf)
+        worst = np.zeros_like(ttft_stat)
+        if sla.ttft_s is not None:
+            worst = np.maximum(worst, ttft_stat / sla.ttft_s)
+        if sla.tpot_s is not None:
+            worst = np.maximum(worst, tpot_stat / sla.tpot_s)
+    return np.nan_to_num(worst, nan=np.inf)
 
 
 def shape_key(t: Table) -> np.ndarray:
@@ -170,21 +187,18 @@ def shape_key(t: Table) -> np.ndarray:
     return key
 
 
+def first_per_shape(r: Ranked, indices: np.ndarray, limit: int) -> list[int]:
+    """The first of each shape among ``indices`` (kept in their order), at most ``limit``."""
+    indices = np.asarray(indices, dtype=np.int64)
+    if not len(indices):
+        return []
+    _, first = np.unique(shape_key(r.table)[indices], return_index=True)
+    return [int(i) for i in indices[np.sort(first)][:limit]]
+
+
 def distinct_best(r: Ranked, limit: int, meeting: bool = True) -> list[int]:
     """Up to ``limit`` indices in rank order, the best of each shape, SLA-meeting (or missing) only."""
-    keys = shape_key(r.table)
-    out, seen = [], set()
-    for i in r.order:
-        if bool(r.meets[i]) != meeting:
-            continue
-        k = int(keys[i])
-        if k in seen:
-            continue
-        seen.add(k)
-        out.append(int(i))
-        if len(out) >= limit:
-            break
-    return out
+    return first_per_shape(r, r.order[r.meets[r.order] == meeting], limit)
 
 
 def shortfall(r: Ranked, sla: Sla) -> np.ndarray:
