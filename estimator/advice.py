@@ -172,11 +172,16 @@ def more_gpus(ctx: Context, opts: SearchOptions) -> Advice | None:
             tried, hit = mid, got
         else:
             lo = mid
+    used = hit[1].gpus_used
+    if used < tried and (used <= full or used % full == 0) and used > total:
+        fewer = _try(sized(used), opts)          # the chosen candidate may need fewer GPUs than the step
+        if fewer:
+            tried, hit = used, fewer
     c, best = hit
     nodes = c.hardware.nodes
     return Advice(kind="more_gpus", value=tried, change={"hardware.gpus_per_node": c.hardware.gpus_per_node, "hardware.nodes": nodes}, best=best,
-                  message=f"{tried} x {c.hardware.gpu.id} ({nodes} node{'s' if nodes > 1 else ''} of "
-                          f"{c.hardware.gpus_per_node}) would meet it: {_describe(best)}")
+                  message=f"{tried} x {c.hardware.gpu.id}" + (f" ({nodes} nodes of {c.hardware.gpus_per_node})"
+                                                              if nodes > 1 else "") + f" would meet it: {_describe(best)}")
 
 
 def fp8_checkpoint(ctx: Context) -> str | None:

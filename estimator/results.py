@@ -153,8 +153,8 @@ class Advice(_Out):
     kind: Literal["relax_ttft", "relax_tpot", "relax_sla", "more_gpus", "quantize_weights", "quantize_kv",
                   "shorter_context", "other"]
     message: str
-    value: float | str | None = None
-    change: dict[str, float | int | str] = Field(default_factory=dict, description="the input changes, by "
+    value: int | float | str | None = None
+    change: dict[str, int | float | str] = Field(default_factory=dict, description="the input changes, by "
                                                  "profile field, that a re-run of the search confirmed")
     best: Candidate | None = Field(default=None, description="what the re-run chose")
 

@@ -42,12 +42,15 @@ def agg_rows(ctx: Context, load: LoadSpec, opts: SearchOptions) -> dict[str, np.
     total = hw.total_gpus
     lay = layouts(ctx, hw.gpu, hw.gpus_per_node, total)
     g = lay.gpus
+    n = hw.gpus_per_node
+    # replicas that pack: whole workers per node, a worker wider than a node on whole nodes of its own
+    packed = np.where(g <= n, hw.nodes * (n // g), np.where(g % n == 0, hw.nodes // np.maximum(g // n, 1), 0))
     if load.kind == "max_throughput":
         li = np.repeat(np.arange(len(lay)), len(BATCH_GRID))
-        reps = (total // g)[li]
+        reps = packed[li]
         seqs = np.tile(BATCH_GRID, len(lay))
     else:
-        rmax = total // g
+        rmax = packed
         if load.kind == "concurrency":
             rmax = np.minimum(rmax, int(load.value // 1))
         li, reps = _replicas(rmax)
@@ -68,6 +71,7 @@ def agg_rows(ctx: Context, load: LoadSpec, opts: SearchOptions) -> dict[str, np.
     out["fraction"] = f.ravel()
     out["frac_default"] = np.isclose(f, base[..., None]).ravel()
     keep = out["budget"] >= out["seqs"]             # engines refuse a step budget below the batch limit
+    keep &= out["replicas"] >= 1
     if load.kind == "concurrency":
         keep &= out["replicas"] * out["dp"] <= max(load.value, 1.0)
     return {k: v[keep] for k, v in out.items()}

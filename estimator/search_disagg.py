@@ -30,7 +30,7 @@ from servewise.estimator.pareto import pareto_mask
 from servewise.estimator.performance import disagg_grid
 from servewise.estimator.search import PERCENTILE_EXPONENT, LoadSpec, SearchOptions, Sla, Table, empty_table
 from servewise.estimator.search_space import (
-    BATCH_GRID, budgets, charged_gpus, default_fraction, engine_defaults_by_tp, fractions, layouts,
+    BATCH_GRID, budgets, charged_gpus, default_fraction, engine_defaults_by_tp, fractions, layouts, nodes_needed,
     prefill_gpu,
 )
 from servewise.estimator.serving import kv_capacity_requests
@@ -218,22 +218,35 @@ def final_rows(ctx: Context, load: LoadSpec, opts: SearchOptions, pre: dict, dec
     gd = D["tp"] * D["pp"] * D["dp"]
     ip, idd, x, y = _pairs(gp, gd, total, opts.max_workers)
     s = x * gp[ip] + y * gd[idd]
+    if prefill_gpu(ctx) is ctx.hardware.gpu:   # one pool of nodes: the system's workers must pack onto them
+        hw = ctx.hardware
+        fits = nodes_needed([(x, gp[ip]), (y, gd[idd])], hw.gpus_per_node) <= hw.nodes
+        ip, idd, x, y, s = ip[fits], idd[fits], x[fits], y[fits], s[fits]
+    j = np.zeros(len(x), dtype=np.int64)
     if load.kind == "max_throughput":
         table = dec["batches"]                     # (kept decode, batch slot) -> decode row, -1 = none
         li, j = _expand((table >= 0).sum(axis=1)[idd])
         ip, idd, x, y, s = ip[li], idd[li], x[li], y[li], s[li]
-        reps = total // s
-        seqs = dec["rows"]["seqs"][table[idd, j]]
+    rmax = total // s
+    if load.kind == "concurrency":
+        rmax = np.minimum(rmax, (load.value // (y * D["dp"][idd])).astype(np.int64))
+    group, r0 = _expand(rmax)
+    ip, idd, x, y, j, reps = ip[group], idd[group], x[group], y[group], j[group], r0 + 1
+    keep = np.ones(len(reps), dtype=bool)
+    if prefill_gpu(ctx) is ctx.hardware.gpu:   # all replicas together: prefill workers first, then decode
+        hw = ctx.hardware
+        keep = nodes_needed([(reps * x, gp[ip]), (reps * y, gd[idd])], hw.gpus_per_node) <= hw.nodes
+    if load.kind == "max_throughput":          # replicas fill the budget: the most that pack
+        most = np.zeros(len(rmax), dtype=np.int64)
+        np.maximum.at(most, group[keep], reps[keep])
+        keep &= reps == most[group]
+    ip, idd, x, y, j, reps = ip[keep], idd[keep], x[keep], y[keep], j[keep], reps[keep]
+    if load.kind == "max_throughput":
+        seqs = dec["rows"]["seqs"][dec["batches"][idd, j]]
+    elif load.kind == "concurrency":
+        seqs = np.ceil(load.value / (reps * y * D["dp"][idd])).astype(np.int64)
     else:
-        rmax = total // s
-        if load.kind == "concurrency":
-            rmax = np.minimum(rmax, (load.value // (y * D["dp"][idd])).astype(np.int64))
-        li, r0 = _expand(rmax)
-        ip, idd, x, y, reps = ip[li], idd[li], x[li], y[li], r0 + 1
-        if load.kind == "concurrency":
-            seqs = np.ceil(load.value / (reps * y * D["dp"][idd])).astype(np.int64)
-        else:
-            seqs = engine_defaults_by_tp(ctx, D["tp"][idd])[0]
+        seqs = engine_defaults_by_tp(ctx, D["tp"][idd])[0]
     out = {f"p_{k}": pre[k][ip] for k in ("tp", "pp", "dp", "ep", "seqs", "budget", "fraction")}
     out.update({f"d_{k}": D[k][idd] for k in ("tp", "pp", "dp", "ep", "offset", "frac_default")})
     out.update(p_workers=x, d_workers=y, replicas=reps, d_seqs=seqs)

@@ -199,3 +199,37 @@ def charged_gpus(used, total: int, load) -> np.ndarray:  # type: ignore[no-untyp
     section 4)."""
     used = np.asarray(used, dtype=np.float64)
     return np.full(used.shape, float(total)) if load.kind == "max_throughput" else used
+
+
+def nodes_needed(groups: list[tuple[np.ndarray, np.ndarray]], gpus_per_node: int) -> np.ndarray:
+    """Nodes the workers take when placed in order, each group (count, GPUs per worker) in turn, each worker
+    on the first node with room after the previous one and never split across nodes (a worker larger than
+    a node takes whole nodes of its own) - how deployments place them (render.topology.layout). Inf where a
+    worker spans nodes without filling them whole."""
+    n = gpus_per_node
+    closed = np.zeros(np.broadcast_shapes(*(np.shape(c) for c, _ in groups), *(np.shape(g) for _, g in groups)))
+    used = np.zeros_like(closed)
+    bad = np.zeros(closed.shape, dtype=bool)
+    for count, size in groups:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            closed, used, bad = _place(closed, used, bad, count, size, n)
+    return np.where(bad, np.inf, closed + (used > 0))
+
+
+def _place(closed, used, bad, count, size, n: int):  # type: ignore[no-untyped-def]
+    """One group of ``nodes_needed``: (closed nodes, GPUs used on the open node, bad) after it."""
+    k = np.asarray(count, dtype=np.float64) + 0 * closed
+    g = np.asarray(size, dtype=np.float64) + 0 * closed
+    big = g > n
+    bad = bad | (big & (np.mod(g, n) != 0))
+    # workers wider than a node: close the open node, then g / n fresh nodes each
+    closed_big = closed + (used > 0) + k * np.floor(g / n)
+    # workers within a node: fill the open node, then whole nodes, then a partial one
+    room = np.where(used > 0, np.floor((n - used) / np.maximum(g, 1)), 0.0)
+    m0 = np.minimum(k, room)
+    used1 = used + m0 * g
+    rest = k - m0
+    per = np.floor(n / np.maximum(g, 1))
+    closed_small = closed + np.where(rest > 0, (used1 > 0) + np.floor(rest / per), 0.0)
+    used_small = np.where(rest > 0, np.mod(rest, per) * g, used1)
+    return np.where(big, closed_big, closed_small), np.where(big, 0.0, used_small), bad

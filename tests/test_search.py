@@ -235,3 +235,29 @@ def test_verdict_names_the_ratio_and_close_calls():
     ar, dr = r.comparison.agg_range, r.comparison.disagg_range
     assert r.comparison.close_call == (ar[1] >= dr[0] and dr[1] >= ar[0])
     assert ("close call" in r.verdict) == r.comparison.close_call
+
+
+def test_nodes_needed_places_whole_workers_in_order():
+    from servewise.estimator.search_space import nodes_needed
+
+    got = nodes_needed([(np.array([3, 1, 2, 5, 1]), np.array([2, 4, 16, 1, 12])),
+                        (np.array([1, 3, 1, 3, 0]), np.array([4, 4, 8, 4, 4]))], 8)
+    # 3xTP2 leave 2 GPUs, too few for a TP4; 2 x 16-GPU workers then an 8; 5 x 1 then 3 x 4; 12 spans 1.5 nodes
+    assert got.tolist() == [2, 2, 5, 3, math.inf]
+    assert nodes_needed([(np.array([2, 3]), np.array([4, 4]))], 6).tolist() == [2, 3]
+
+
+def test_every_listed_multi_node_candidate_renders():
+    """Whatever the search lists must deploy: each candidate of a two-node vLLM plan renders."""
+    from servewise.render import render
+
+    p = profile(model="meta-llama/Llama-3.1-70B-Instruct", gpus=16, per_node=8, isl=2048, osl=256,
+                load={"max_throughput": True}, ttft=500, tpot=30)
+    r = plan_in_context(build_context(p), SearchOptions())
+    cands = [c for cs in r.candidates.values() for c in cs] + r.pareto
+    assert {c.mode for c in cands} == {"agg", "disagg"}
+    for c in cands:
+        doc = p.model_dump(mode="json")
+        doc["plan"] = c.plan.model_dump(mode="json")
+        files = render(profile_from_dict(doc, path="test"))
+        assert "plan.json" in files
