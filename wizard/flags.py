@@ -105,14 +105,19 @@ def add_detect_flags(p: argparse.ArgumentParser) -> None:
                    help="with --detect: plan on the memory still free when other processes hold some")
 
 
-def add_workload_flags(p: argparse.ArgumentParser) -> None:
+def add_workload_flags(p: argparse.ArgumentParser, searches_batch: bool = False) -> None:
+    """``searches_batch``: the command (``plan``) sweeps the batch when no load is given, so the
+    default load is --max-throughput rather than a concurrency."""
     g = p.add_argument_group("workload and SLA")
     g.add_argument("--isl", type=_positive_int, help=f"input tokens per request (default {DEFAULT_ISL})")
     g.add_argument("--osl", type=_positive_int, help=f"output tokens per request (default {DEFAULT_OSL})")
     load = g.add_mutually_exclusive_group()
-    load.add_argument("--concurrency", type=_positive_int, help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
+    load.add_argument("--concurrency", type=_positive_int, help="requests in flight, in total" + (
+        "" if searches_batch else f" (default {DEFAULT_CONCURRENCY})"))
     load.add_argument("--request-rate", type=_positive_float, help="requests per second (open loop)")
-    load.add_argument("--max-throughput", action="store_true", help="offline: the largest batch memory allows")
+    load.add_argument("--max-throughput", action="store_true", help=(
+        "the batch that maximises throughput under the SLA (the default)" if searches_batch else
+        "offline: the largest batch memory allows"))
     g.add_argument("--ttft-ms", type=_positive_float, help="time-to-first-token target")
     g.add_argument("--tpot-ms", type=_positive_float, help="time-per-output-token target")
     g.add_argument("--sla-percentile", choices=["mean", "p50", "p90", "p99"], default="mean")

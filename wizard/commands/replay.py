@@ -8,9 +8,6 @@ from servewise.estimator import plan
 from servewise.profiles import load_profile, profile_from_dict, save_profile
 from servewise.profiles.overrides import apply_overrides
 from servewise.profiles.schema import Profile
-from servewise.render import render
-from servewise.render.errors import RenderError
-from servewise.render.output import write_tree
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info
 
@@ -18,6 +15,8 @@ TARGETS = ("shell", "compose", "helm", "k8s")
 
 
 def parse_targets(text: str | None) -> list[str] | None:
+    from servewise.render.errors import RenderError
+
     if not text:
         return None
     out = [t.strip() for t in text.split(",") if t.strip()]
@@ -39,6 +38,9 @@ def add_render_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_render(a: argparse.Namespace) -> int:
+    from servewise.render import render
+    from servewise.render.output import write_tree
+
     profile = apply_overrides(load_profile(a.profile), a.set)
     files = render(profile, parse_targets(a.target))
     how = write_tree(files, a.out, force=a.force)
@@ -71,6 +73,10 @@ def warn_if_other_hardware(profile: Profile) -> None:
 
 def run_replay(a: argparse.Namespace) -> int:
     """Render the pinned plan (byte-identical artifacts), then report drift against a fresh plan."""
+    from servewise.render import render  # the renderer (jinja2) loads only for commands that write artifacts
+    from servewise.render.errors import RenderError
+    from servewise.render.output import write_tree
+
     profile = apply_overrides(load_profile(a.profile), a.set)
     warn_if_other_hardware(profile)
     if profile.plan is None and not a.replan:
