@@ -6,6 +6,7 @@ import argparse
 
 from servewise.estimator import plan
 from servewise.estimator.results import PlanResult
+from servewise.perfdata.errors import located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
 from servewise.profiles.schema import Profile
 from servewise.wizard import flags
@@ -35,8 +36,10 @@ def pinned(profile: Profile, result: PlanResult) -> Profile:
 
 
 def run(a: argparse.Namespace) -> int:
-    profile = load_profile(a.profile) if a.profile else flags.profile_from_args(a)
-    result = plan(profile)
+    flags.refuse_request_flags_with_profile(a)
+    with located(path=a.profile):
+        profile = load_profile(a.profile) if a.profile else flags.profile_from_args(a)
+        result = plan(profile)
     if a.json:
         print_json(result)
     else:
