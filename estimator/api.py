@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from servewise.estimator.budget import memory_estimate
 from servewise.estimator.context import Context, build_context, check_parallelism
+from servewise.estimator.errors import ConfigError
 from servewise.estimator.perf_estimate import agg_perf, disagg_perf
 from servewise.estimator.resolve import quantization_note
 from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
@@ -27,7 +28,8 @@ def default_memory_fraction(ctx: Context, tp: int = 1, pp: int = 1) -> float:
 def estimate(profile: Profile) -> Estimate:
     """Memory (and, where modelled, performance) of the configuration pinned in ``profile.plan``."""
     if profile.plan is None:
-        raise ValueError("estimate needs a profile with a plan")
+        raise ConfigError("no pinned plan to estimate; pin one with `servewise plan --profile P --save P`",
+                          field="plan")
     ctx = build_context(profile)
     return estimate_in_context(ctx, profile.plan)
 

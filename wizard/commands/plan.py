@@ -6,6 +6,7 @@ import argparse
 
 from servewise.estimator import plan
 from servewise.estimator.results import Candidate, PlanResult
+from servewise.perfdata.errors import located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
 from servewise.profiles.schema import AggPlan, Profile, Worker
 from servewise.wizard import flags
@@ -44,13 +45,15 @@ def pinned(profile: Profile, result: PlanResult) -> Profile:
 
 
 def run(a: argparse.Namespace) -> int:
-    if a.profile:
-        profile = load_profile(a.profile)
-    else:
-        if not (a.concurrency or a.request_rate or a.max_throughput):
-            a.max_throughput = True   # the search picks the batch
-        profile = flags.profile_from_args(a)
-    result = plan(profile, memory_fraction=a.gpu_memory_utilization)
+    flags.refuse_request_flags_with_profile(a)
+    with located(path=a.profile):
+        if a.profile:
+            profile = load_profile(a.profile)
+        else:
+            if not (a.concurrency or a.request_rate or a.max_throughput):
+                a.max_throughput = True   # the search picks the batch
+            profile = flags.profile_from_args(a)
+        result = plan(profile, memory_fraction=a.gpu_memory_utilization)
     if a.json:
         print_json(result)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from servewise.estimator import plan
+from servewise.perfdata.errors import located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
 from servewise.profiles.overrides import apply_overrides
 from servewise.profiles.schema import Profile
@@ -41,8 +42,10 @@ def run_render(a: argparse.Namespace) -> int:
     from servewise.render import render
     from servewise.render.output import write_tree
 
-    profile = apply_overrides(load_profile(a.profile), a.set)
-    files = render(profile, parse_targets(a.target))
+    targets = parse_targets(a.target)
+    with located(path=a.profile):
+        profile = apply_overrides(load_profile(a.profile), a.set)
+        files = render(profile, targets)
     how = write_tree(files, a.out, force=a.force)
     info(f"{how} {a.out}: {len(files)} files")
     return ExitCode.OK
@@ -77,14 +80,16 @@ def run_replay(a: argparse.Namespace) -> int:
     from servewise.render.errors import RenderError
     from servewise.render.output import write_tree
 
-    profile = apply_overrides(load_profile(a.profile), a.set)
+    with located(path=a.profile):
+        profile = apply_overrides(load_profile(a.profile), a.set)
     warn_if_other_hardware(profile)
     if profile.plan is None and not a.replan:
-        raise RenderError(f"{a.profile}: has no pinned plan; use --replan to plan it now (and --save to pin it)")
+        raise RenderError("has no pinned plan; use --replan to plan it now (and --save to pin it)", path=a.profile)
     code = ExitCode.OK
     fresh = None
     if profile.plan is not None or a.replan:
-        result = plan(profile)
+        with located(path=a.profile):
+            result = plan(profile)
         if result.feasible and result.chosen is not None:
             doc = profile.model_dump(mode="json")
             doc["plan"] = result.chosen.plan.model_dump(mode="json")
@@ -98,13 +103,14 @@ def run_replay(a: argparse.Namespace) -> int:
     target = profile
     if a.replan:
         if fresh is None:
-            raise RenderError(f"{a.profile}: re-planning found no feasible configuration")
+            raise RenderError("re-planning found no feasible configuration", path=a.profile)
         target = fresh
         if a.save:
             save_profile(fresh, a.save)
             info(f"saved {a.save}")
     if a.out:
-        files = render(target)
+        with located(path=a.profile):
+            files = render(target)
         how = write_tree(files, a.out, force=a.force)
         info(f"{how} {a.out}: {len(files)} files")
     return code
