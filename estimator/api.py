@@ -7,6 +7,7 @@ import math
 from servewise.estimator.budget import memory_estimate
 from servewise.estimator.context import Context, build_context, check_parallelism
 from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
+from servewise.estimator.user_calibration import apply_to_estimate
 from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
 
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
@@ -32,6 +33,11 @@ def estimate(profile: Profile) -> Estimate:
 
 
 def estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
+    """The estimate of ``plan``, with the profile's user calibration applied where it was measured."""
+    return apply_to_estimate(_estimate_in_context(ctx, plan), ctx.profile, ctx.engine.version)
+
+
+def _estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
     common = dict(model=ctx.model.id, gpu=ctx.hardware.gpu.id, engine=ctx.engine_name,
                   engine_version=ctx.engine.version, gpus=plan.gpus, max_model_len=ctx.max_model_len, plan=plan)
     assumptions = _assumptions(ctx)
