@@ -21,18 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from servewise.estimator.budget import MemoryRequest, memory_terms
+from servewise.estimator.engine_defaults import batch_defaults
+from servewise.estimator.overheads import padded_vocab, sampler_rows
+from servewise.estimator.resolve import ResolvedModel, resolve_model
+from servewise.perfdata import get_engine, get_gpu
+from servewise.perfdata.memory_rules import MemoryCalibration, memory_calibration
+from servewise.profiles.schema import Model
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from calibration_models import FALLBACK_CONFIGS  # noqa: E402
-
-from servewise.estimator.budget import MemoryRequest, memory_terms  # noqa: E402
-from servewise.estimator.engine_defaults import batch_defaults  # noqa: E402
-from servewise.estimator.overheads import padded_vocab, sampler_rows  # noqa: E402
-from servewise.estimator.resolve import ResolvedModel, resolve_model  # noqa: E402
-from servewise.perfdata import find_model, get_engine, get_gpu  # noqa: E402
-from servewise.perfdata.memory_rules import MemoryCalibration, memory_calibration  # noqa: E402
-from servewise.profiles.schema import Model  # noqa: E402
 
 GIB = 1024**3
 CSV_PATH = "calibration/vllm_memory_startup_h100.csv"
@@ -88,10 +85,8 @@ def load_rows(shared: Path) -> list[Row]:
 
 
 def resolved(model_id: str) -> ResolvedModel:
-    """The catalog entry, else the transcribed config.json (calibration_models.py)."""
-    if find_model(model_id) is not None:
-        return resolve_model(Model(id=model_id))
-    return resolve_model(Model(id=model_id, architecture=FALLBACK_CONFIGS[model_id]))
+    """The model from the catalog (every calibration model is in perfdata/models)."""
+    return resolve_model(Model(id=model_id))
 
 
 def request(row: Row) -> MemoryRequest:

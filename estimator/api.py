@@ -6,8 +6,11 @@ import math
 
 from servewise.estimator.budget import memory_estimate
 from servewise.estimator.context import Context, build_context, check_parallelism
+from servewise.estimator.perf_estimate import agg_perf, disagg_perf
+from servewise.estimator.resolve import quantization_note
 from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
 from servewise.estimator.user_calibration import apply_to_estimate
+from servewise.perfdata import get_gpu
 from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
 
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
@@ -45,20 +48,46 @@ def _estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
         check_parallelism(ctx, plan.worker)
         m = memory_estimate(ctx, plan.worker)
         reason = None if m.feasible else m.overflow.message  # type: ignore[union-attr]
-        return Estimate(feasible=m.feasible, reason=reason, mode="agg", memory=m, assumptions=assumptions,
-                        provenance={"memory": "servewise memory model"}, **common)
+        perf = agg_perf(ctx, plan, m) if m.feasible else None
+        prov = {"memory": "servewise memory model"}
+        if perf:
+            prov["perf"] = perf.provenance
+        return Estimate(feasible=m.feasible, reason=reason, mode="agg", memory=m, perf=perf,
+                        assumptions=assumptions + _perf_assumptions(ctx, plan), provenance=prov, **common)
     roles: dict[str, RoleEstimate] = {}
     for role, w in (("prefill", plan.prefill), ("decode", plan.decode)):
         check_parallelism(ctx, w, role)
-        roles[role] = RoleEstimate(worker=w, gpu=w.gpu or ctx.hardware.gpu.id, memory=memory_estimate(ctx, w))
+        gpu = w.gpu or (ctx.profile.hardware.prefill_gpu if role == "prefill" else None) or ctx.hardware.gpu.id
+        mem = get_gpu(gpu).memory_bytes if gpu != ctx.hardware.gpu.id else None
+        roles[role] = RoleEstimate(worker=w, gpu=gpu, memory=memory_estimate(ctx, w, mem))
     bad = [f"{r}: {e.memory.overflow.message}" for r, e in roles.items() if e.memory.overflow]
-    return Estimate(feasible=not bad, reason="; ".join(bad) or None, mode="disagg", roles=roles,
-                    assumptions=assumptions, provenance={"memory": "servewise memory model"}, **common)
+    perf, role_perf = disagg_perf(ctx, plan, roles) if not bad else (None, {})
+    roles = {r: e.model_copy(update={"perf": role_perf.get(r)}) for r, e in roles.items()}
+    prov = {"memory": "servewise memory model"}
+    if perf:
+        prov["perf"] = perf.provenance
+    return Estimate(feasible=not bad, reason="; ".join(bad) or None, mode="disagg", roles=roles, perf=perf,
+                    assumptions=assumptions + _perf_assumptions(ctx, plan), provenance=prov, **common)
+
+
+def _perf_assumptions(ctx: Context, plan: AggPlan | DisaggPlan) -> list[str]:
+    ld = ctx.profile.workload.load
+    if ld.request_rate is not None:
+        load = f"open loop at {ld.request_rate:g} requests/s (Poisson arrivals)"
+    elif ld.max_throughput:
+        load = "offline: the batch is the largest the KV cache holds, kept full"
+    else:
+        load = (f"closed loop at {ld.concurrency} concurrent requests (all sent at once, then one per finished "
+                "request), fixed input/output lengths, TTFT including queueing")
+    return [f"performance: {load}; engine step budget and batch limits as planned; no prefix caching, no "
+            "speculative decoding"]
 
 
 def _assumptions(ctx: Context) -> list[str]:
     p = ctx.profile
+    quant = quantization_note(ctx.model, ctx.engine_name, ctx.engine)
     return [f"weights {ctx.model.weights.name} ({ctx.model.source}), KV cache {p.model.kv_cache_dtype}",
+            *([quant] if quant else []),
             f"{ctx.engine_name} {ctx.engine.version}: {ctx.engine.memory_knob.flag} is a fraction of "
             f"{'total memory' if ctx.engine.memory_knob.of == 'total' else 'the memory free after loading'}",
             f"GPU memory {ctx.hardware.memory_bytes / 1024**3:.2f} GiB per GPU (CUDA-visible)"]

@@ -46,6 +46,7 @@ class Residency:
     expert_hidden_multiple: int = 1
     block_scale_copies: float = 1.0         # resident copies of the group scales of experts
     expert_bias_bytes: float = 2.0          # 4.0 where biases are converted to fp32
+    mla_dequantized_kv_b: bool = False      # MLA kernels keep a 16-bit copy of a quantized kv_b_proj
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,14 @@ class WeightBreakdown:
     def total_bytes(self) -> np.ndarray:
         return sum(self.bytes.values())  # type: ignore[return-value]
 
-    @property
-    def quantized_bytes(self) -> np.ndarray:
-        return self.bytes.get("quantized", np.zeros(()))
-
 
 def attention_linear_params_per_gpu(a: ModelArch, tp: np.ndarray) -> np.ndarray:
     """q, k, v, o weights of one layer on one rank (biases excluded).
 
-    GQA: h x (heads x d) / tp + 2 x h x ceil(kv_heads / tp) x d + (heads x d) / tp x h.
-    MLA: replicated q_a (h x q_lora) and kv_a (h x (kv_lora + rope)); q_b, kv_b and o split by TP.
+    GQA: h x q_proj / tp + 2 x h x ceil(kv_heads / tp) x d + (heads x d) / tp x h (q_proj = heads x d,
+    twice that with an output gate).
+    MLA: replicated q_a (h x q_lora) and kv_a (h x (kv_lora + rope)); q_b, kv_b and o split by TP;
+    a DSA indexer (wq_b, wk, weights_proj) is replicated.
     """
     h = a.hidden_size
     if a.mla:
@@ -80,9 +79,10 @@ def attention_linear_params_per_gpu(a: ModelArch, tp: np.ndarray) -> np.ndarray:
             q_rep, q_split = 0, h * a.num_attention_heads * qk
         kv_rep = h * (m.kv_lora_rank + m.qk_rope_head_dim)
         kv_split = m.kv_lora_rank * a.num_attention_heads * (m.qk_nope_head_dim + m.v_head_dim)
-        return q_rep + kv_rep + (q_split + kv_split + a.attn_out_size * h) / tp
+        indexer = a.indexer.params(h, m.q_lora_rank or h) if a.indexer else 0
+        return q_rep + kv_rep + indexer + (q_split + kv_split + a.attn_out_size * h) / tp
     kv = ceil_div(a.num_kv_heads, tp) * a.head_dim
-    return (h * a.q_size + a.attn_out_size * h) / tp + 2 * h * kv
+    return (h * a.q_proj_size + a.attn_out_size * h) / tp + 2 * h * kv
 
 
 def attention_small_params_per_gpu(a: ModelArch, tp: np.ndarray) -> np.ndarray:
@@ -95,7 +95,7 @@ def attention_small_params_per_gpu(a: ModelArch, tp: np.ndarray) -> np.ndarray:
     if a.o_bias:
         n = n + a.hidden_size
     if a.qk_norm:
-        n = n + 2 * a.head_dim
+        n = n + ((a.q_size + a.num_kv_heads * a.head_dim) / tp if a.qk_norm_per_layer else 2 * a.head_dim)
     if a.attention_sinks:
         n = n + a.num_attention_heads / tp
     return n
@@ -126,6 +126,8 @@ def weight_breakdown(rm: ResolvedModel, tp: ArrayLike, pp: ArrayLike = 1, ep: Ar
 
     params: dict[str, np.ndarray] = {}
     params["attention"] = attention_linear_params_per_gpu(a, tp) * n_attn * frac
+    if a.linear:  # Gated DeltaNet projections and conv split by TP like attention heads
+        params["attention"] = params["attention"] + a.linear.params(h) / tp * a.num_linear_layers * frac
     dense_i = a.moe.dense_intermediate if (a.moe and a.moe.dense_intermediate) else a.intermediate_size
     params["mlp"] = a.dense_mlp_params(dense_i) / tp * n_dense * frac
     small = attention_small_params_per_gpu(a, tp) * n_attn + a.norms_per_layer * h * a.num_layers
@@ -156,6 +158,10 @@ def weight_breakdown(rm: ResolvedModel, tp: ArrayLike, pp: ArrayLike = 1, ep: Ar
     for kind, n in params.items():
         out[kind] = _bytes_of(kind, np.asarray(n, dtype=np.float64), q, res, a)
     out["norms_biases"] = params["norms_biases"] * q.high_precision_bytes + bias * (res.expert_bias_bytes - 2.0)
+    if a.mla and res.mla_dequantized_kv_b and q.is_quantized("attention"):
+        m = a.mla
+        kv_b = m.kv_lora_rank * a.num_attention_heads * (m.qk_nope_head_dim + m.v_head_dim) / tp * n_attn * frac
+        out["mla_absorbed"] = kv_b * q.high_precision_bytes
     return WeightBreakdown({k: np.asarray(v, dtype=np.float64) for k, v in params.items()},
                            {k: np.asarray(v, dtype=np.float64) for k, v in out.items()})
 

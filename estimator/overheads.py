@@ -91,8 +91,9 @@ def vllm_graph_counts(rules: VllmRules, max_num_seqs: ArrayLike, max_num_batched
     """(piecewise graphs, FULL decode graphs) vLLM captures by default.
 
     Sizes up to M = min(2 x max_num_seqs, cap, max_num_batched_tokens): v0.11: 1, 2, 4 and
-    multiples of 8 (piecewise only); v0.21+: 1, 2, 4, multiples of 8 below 256 and of 16 from 256,
-    plus FULL graphs for the sizes up to max_num_seqs (FULL_AND_PIECEWISE).
+    multiples of 8; v0.21+: 1, 2, 4, multiples of 8 below 256 and of 16 from 256. The default
+    FULL_AND_PIECEWISE mode (v1 default since 0.11, config/compilation.py) adds a FULL graph for
+    every size up to max_num_seqs (uniform decode batches).
     """
     seqs = np.asarray(max_num_seqs)
     m = np.minimum(np.minimum(2 * seqs, rules.cuda_graph_max_capture), np.asarray(max_num_batched_tokens))
@@ -106,8 +107,7 @@ def vllm_graph_counts(rules: VllmRules, max_num_seqs: ArrayLike, max_num_batched
         return small + below + above
 
     piecewise = count(m)
-    full = np.zeros_like(piecewise) if rules.cuda_graph_sizes == "v0.11" else count(np.minimum(seqs, m))
-    return piecewise, full
+    return piecewise, count(np.minimum(seqs, m))
 
 
 def vllm_cuda_graph_bytes(a: ModelArch, cal: MemoryCalibration, rules: VllmRules, tp: ArrayLike, ep: ArrayLike,

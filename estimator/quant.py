@@ -209,11 +209,9 @@ def dtype_from_quantization_config(qcfg: Mapping[str, Any] | None) -> str | None
     if isinstance(q.get("quantization"), Mapping):
         q = {**q, **q["quantization"]}
     method = str(q.get("quant_method") or q.get("quant_algo") or "").lower()
-    simple = {"mxfp4": "mxfp4", "awq": "int4-awq", "gptq": "int4-gptq", "fp8": "fp8", "modelopt": None,
-              "nvfp4": "nvfp4", "w4a16_awq": "int4-awq", "w8a8": "int8"}
     algo = str(q.get("quant_algo") or "").lower()
-    if method in ("modelopt", "modelopt_fp4", "nvfp4") or algo == "nvfp4":
-        return "nvfp4" if "fp4" in (method + algo) else "fp8"
+    if method.startswith("modelopt") or algo in ("fp8", "nvfp4"):
+        return "nvfp4" if "fp4" in method + algo else "fp8"
     if method == "compressed-tensors":
         for g in (q.get("config_groups") or {}).values():
             w = g.get("weights") if isinstance(g, Mapping) else None
@@ -224,4 +222,5 @@ def dtype_from_quantization_config(qcfg: Mapping[str, Any] | None) -> str | None
                 if bits == 4:
                     return "nvfp4" if kind == "float" else "int4-gptq"
         return None
-    return simple.get(method)
+    return {"mxfp4": "mxfp4", "awq": "int4-awq", "gptq": "int4-gptq", "fp8": "fp8", "nvfp4": "nvfp4",
+            "w8a8_int8": "int8"}.get(method)

@@ -7,9 +7,10 @@ import numpy as np
 
 from servewise.estimator.budget import OVERFLOW_TERMS, MemoryRequest, MemoryTerms, memory_terms, residency
 from servewise.estimator.context import Context
+from servewise.estimator.kvcache import kv_bytes_per_token_layer
 from servewise.estimator.memory import weight_breakdown
 from servewise.estimator.results import MemoryEstimate, Overflow
-from servewise.perfdata.memory_rules import memory_calibration, rules_for
+from servewise.perfdata import get_gpu
 from servewise.profiles.schema import Worker
 
 GIB = 1024**3
@@ -59,7 +60,8 @@ def _overflow(t: MemoryTerms, req: MemoryRequest, i: int) -> Overflow | None:
 
 def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None) -> MemoryEstimate:
     """The scalar breakdown of one worker, with feasibility and the overflowing term."""
-    req = MemoryRequest.from_context(ctx, gpu_memory_bytes)
+    role_gpu = get_gpu(w.gpu) if w.gpu and w.gpu != ctx.hardware.gpu.id else None
+    req = MemoryRequest.from_context(ctx, gpu_memory_bytes, role_gpu)
     t = memory_terms(req, w.tp, w.pp, w.ep, w.dp, w.max_num_seqs, w.max_num_batched_tokens, w.gpu_memory_utilization)
 
     def f(x) -> float:
@@ -69,11 +71,11 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
     mml = req.max_model_len
     wl = ctx.profile.workload
     parts = weight_breakdown(req.model, w.tp, w.pp, w.ep, residency(req)).bytes
-    lay_counts = ctx.model.arch.kv_layers()
+    lay_counts = {**ctx.model.arch.kv_layers(), "linear": ctx.model.arch.num_linear_layers}
     max_ctx = int(f(t.max_context_tokens))
     overflow = _overflow(t, req, 0)
     per_token = f(t.kv_bytes_per_token)
-    layers = max(1, lay_counts["full"] + lay_counts["sliding"])
+    per_layer = f(kv_bytes_per_token_layer(req.model, w.tp, req.kv_dtype, req.engine))
     return MemoryEstimate(
         weights_bytes=int(round(f(t.weights_bytes))), kv_cache_bytes=int(round(f(t.kv_cache_bytes))),
         activation_bytes=int(round(f(t.activation_bytes))), cuda_graph_bytes=int(round(f(t.cuda_graph_bytes))),
@@ -87,16 +89,13 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
         max_num_seqs=w.max_num_seqs, max_num_batched_tokens=w.max_num_batched_tokens,
         weights_by_module={k: int(round(float(np.asarray(v).ravel()[0]))) for k, v in parts.items()
                            if float(np.asarray(v).ravel()[0]) > 0},
-        kv_bytes_per_token=per_token, kv_bytes_per_token_per_layer=per_token / max(1, int(np.ceil(layers / w.pp))),
+        kv_bytes_per_token=per_token, kv_bytes_per_token_per_layer=per_layer,
         kv_layers={k: int(np.ceil(v / w.pp)) for k, v in lay_counts.items()},
-        sliding_window=ctx.model.arch.sliding_window, block_size_tokens=t.block_size_tokens,
+        sliding_window=ctx.model.arch.sliding_window, block_size_tokens=int(f(t.block_size_tokens)),
+        state_bytes_per_seq=f(t.state_bytes_per_seq),
         kv_cache_blocks=int(f(t.kv_cache_blocks)), kv_cache_tokens=tokens,
         max_concurrency=round(f(t.max_concurrency), 3),
         max_concurrency_at_workload=round(tokens / (wl.isl + wl.osl), 3),
-        max_context_tokens=max_ctx, estimated_max_model_len=max_ctx if max_ctx < mml else None,
+        max_context_tokens=max_ctx, estimated_max_model_len=max_ctx if 0 < max_ctx < mml else None,
         headroom_bytes=int(round(req.memory_bytes - f(t.total_bytes))), feasible=overflow is None, overflow=overflow)
 
-
-def vllm_rules_source(version: str) -> dict[str, str]:
-    """Where the vLLM rule in force for ``version`` comes from (for provenance)."""
-    return dict(rules_for(memory_calibration().vllm, version).sources)

@@ -45,7 +45,9 @@ class MemoryEstimate(_Out):
     weights_by_module: dict[str, int] = Field(default_factory=dict)
     kv_bytes_per_token: float = Field(description="one token over every attention layer of the stage")
     kv_bytes_per_token_per_layer: float
-    kv_layers: dict[str, int] = Field(default_factory=dict, description="attention layers by kind (full, sliding)")
+    kv_layers: dict[str, int] = Field(default_factory=dict, description="cache layers by kind (full, sliding, "
+                                      "linear) on the most loaded stage")
+    state_bytes_per_seq: float = Field(default=0.0, description="linear-attention state one sequence holds")
     sliding_window: int | None = None
     block_size_tokens: int
     kv_cache_blocks: int
@@ -79,11 +81,28 @@ class PerfEstimate(_Out):
     provenance: str = ""
 
 
+class RolePerf(_Out):
+    """One role of a disaggregated system: its share of the latency and how busy its pool is."""
+
+    role: Literal["prefill", "decode"]
+    ttft_ms: float | None = Field(default=None, description="prefill: queueing + own prompt; decode: first step")
+    ttft_ms_range: Band | None = None
+    tpot_ms: float | None = None
+    tpot_ms_range: Band | None = None
+    kv_transfer_ms: float | None = None
+    capacity_requests_per_s: float = Field(description="requests/s the pool sustains when busy")
+    requests_per_s: float
+    utilization: float
+    batch: float | None = Field(default=None, description="decode: sequences per DP rank")
+    step_ms: float = Field(description="a prefill step (prompt chunk) / a decode step")
+    dominant_terms: list[str] = Field(default_factory=list)
+
+
 class RoleEstimate(_Out):
     worker: Worker
     gpu: str
     memory: MemoryEstimate
-    perf: PerfEstimate | None = None
+    perf: RolePerf | None = None
 
 
 class Estimate(_Out):

@@ -17,7 +17,9 @@ from servewise.perfdata.errors import UnknownIdError
 from servewise.perfdata.loader import read_yaml_dir
 
 EngineName = Literal["vllm", "sglang", "trtllm"]
-WeightsDtype = Literal["auto", "bf16", "fp16", "fp8", "int8", "int4-awq", "int4-gptq", "nvfp4", "mxfp4"]
+WeightsDtype = Literal["auto", "bf16", "fp16", "fp8", "int8", "int4-awq", "int4-gptq", "nvfp4", "mxfp4", "bnb-4bit"]
+"""Weights formats an engine serves: the profile's --weights-dtype vocabulary plus formats only a
+checkpoint can bring (bnb-4bit: bitsandbytes NF4/FP4, detected, never requested)."""
 KvDtype = Literal["auto", "bf16", "fp16", "fp8"]
 QuantMethod = Literal["fp8", "compressed-tensors", "awq", "gptq", "bitsandbytes", "mxfp4",
                       "modelopt_fp8", "modelopt_fp4"]

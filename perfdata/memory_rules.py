@@ -47,11 +47,18 @@ class VllmRules(_Strict):
     since: str
     runner: Literal["v1", "v2"] = Field(description="GPU model runner that runs the start-up profile")
     batch_defaults: list[BatchTier] = Field(min_length=1, description="API-server defaults by GPU memory")
+    batched_tokens_capped_by_max_model_len: bool = Field(
+        description="the default max_num_batched_tokens is capped at max_num_seqs x max_model_len")
     sampler_bytes_per_logit: Coefficient
     cuda_graph_budgeted: bool = Field(description="CUDA-graph memory profiled and subtracted before KV sizing")
     cuda_graph_sizes: Literal["v0.11", "v0.21"] = Field(
         description="v0.11: [1, 2, 4] + multiples of 8; v0.21: + multiples of 16 above 256")
     cuda_graph_max_capture: int = Field(gt=0, description="cap of 2 x max_num_seqs for the largest graph")
+    kv_tokens_reported: Literal["blocks", "concurrency"] = Field(
+        description="'GPU KV cache size': blocks // groups x block size, or max concurrency x max_model_len")
+    hybrid_group_size: Literal["min", "max_within_1.5x"] = Field(
+        description="layers per KV-cache group of a hybrid model: the smallest kind's count, or the largest "
+        "when it is under 1.5 x the smallest (padding the others)")
     sources: dict[str, str]
 
 

@@ -20,12 +20,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises a one-line UsageError instead of printing usage and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        sub = self.prog.partition(" ")[2]  # "servewise plan" -> "plan"; main() adds "servewise: "
+        raise UsageError(f"{sub + ': ' if sub else ''}{message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from servewise.wizard import flags
-    from servewise.wizard.commands import bench, detect, estimate, gpus, models, plan, profile_cmd, replay
+    from servewise.wizard.commands import bench, detect, estimate, gpus, models, plan, profile_cmd, replay, wizard_cmd
 
     parser = _Parser(
         prog="servewise",
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--save", metavar="P2", help="with --replan: write the re-planned profile")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}",
                                 parser_class=_Parser)
+    wizard_cmd.add_parser(sub)
     plan.add_parser(sub)
     estimate.add_parser(sub)
     replay.add_render_parser(sub)
@@ -66,14 +68,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return int(replay.run_replay(args))
     if args.out or args.force or args.strict or args.replan or args.save or args.set:
         raise UsageError("--out/--force/--set/--strict/--replan/--save need --profile P")
-    if sys.stdin.isatty() and sys.stdout.isatty():
-        try:
-            from servewise.wizard.app import run_wizard
-        except ImportError:
-            raise UsageError("the wizard is not available in this build; use `servewise plan --help`") from None
-        return int(run_wizard(profile=None, save=None))
-    raise UsageError("no terminal: the wizard needs one; use `servewise plan ...` or "
-                     "`servewise --profile P --out DIR` (see `servewise --help`)")
+    from servewise.wizard.commands.wizard_cmd import open_wizard
+
+    return open_wizard(profile=None, save=None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,13 +15,23 @@ def is_planned(profile: Profile, lv: LevelResult) -> bool:
     return lv.concurrency is not None and lv.concurrency == planned_concurrency(profile)
 
 
-def predictions(profile: Profile, levels: list[LevelResult], predictor: Predictor,
-                calibration_applies: bool) -> list[tuple[Prediction | None, Prediction | None]]:
+def _predict(predictor: Predictor, profile: Profile, lv: LevelResult, notes: list[str]) -> Prediction | None:
+    """The predictor's answer; a failure costs that level its prediction, never the measurement."""
+    try:
+        return predictor(profile, lv.concurrency, lv.request_rate)
+    except Exception as e:  # noqa: BLE001 - measured results outlive a failing model
+        notes.append(f"{lv.label}: no prediction ({type(e).__name__}: {' '.join(str(e).split())[:160]})")
+        return None
+
+
+def predictions(profile: Profile, levels: list[LevelResult], predictor: Predictor, calibration_applies: bool,
+                notes: list[str]) -> list[tuple[Prediction | None, Prediction | None]]:
     """(raw, shown) per level: raw is the uncalibrated prediction new factors are measured against;
-    shown carries the profile's user calibration where it applies."""
+    shown carries the profile's user calibration where it applies. Levels the predictor fails on
+    get a line in ``notes``."""
     out: list[tuple[Prediction | None, Prediction | None]] = []
     for lv in levels:
-        raw = predictor(profile, lv.concurrency, lv.request_rate)
+        raw = _predict(predictor, profile, lv, notes)
         if raw is None and is_planned(profile, lv):
             raw = pinned_prediction(profile)
             e = profile.plan.estimates if profile.plan else None

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 
 from servewise.estimator.results import PerfEstimate
 from servewise.estimator.user_calibration import PROVENANCE, factor_at
-from servewise.perfdata.errors import ServewiseError
 from servewise.profiles.schema import AggPlan, Calibration, Profile
 
 Band = tuple[float, float]
@@ -58,10 +57,9 @@ def model_predictor(profile: Profile, concurrency: int | None, request_rate: flo
     """The performance model's prediction at a load (None when it has none for this profile)."""
     from servewise.estimator import estimate
 
-    try:
-        est = estimate(at_load(profile, concurrency, request_rate))
-    except (ServewiseError, ValueError):
+    if profile.plan is None:
         return None
+    est = estimate(at_load(profile, concurrency, request_rate))
     if est.perf is None:
         return None
     return from_perf(est.perf, est.perf.provenance or "servewise model")

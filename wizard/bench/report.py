@@ -33,7 +33,7 @@ def build_report(profile: Profile, s: Settings, state: BenchState, predictor: Pr
     if profile.calibration and not cal_applies:
         notes.append(f"the profile's user calibration was measured on {profile.calibration.deployment}; "
                      "predictions are shown without it")
-    pairs = predictions(profile, levels, predictor, cal_applies)
+    pairs = predictions(profile, levels, predictor, cal_applies, notes)
     comparison = [compare_level(lv, shown) for lv, (_, shown) in zip(levels, pairs)]
     short = sum(lv.short_outputs for lv in levels)
     if short:

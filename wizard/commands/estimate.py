@@ -8,7 +8,8 @@ from servewise.estimator import estimate
 from servewise.estimator.api import default_memory_fraction
 from servewise.estimator.context import build_context
 from servewise.estimator.engine_defaults import batch_defaults
-from servewise.estimator.results import Estimate, MemoryEstimate
+from servewise.estimator.perf_estimate import kv_limited_batch
+from servewise.estimator.results import Estimate, MemoryEstimate, PerfEstimate, RolePerf
 from servewise.profiles import load_profile
 from servewise.wizard import flags
 from servewise.wizard.exitcodes import ExitCode
@@ -32,6 +33,7 @@ def build_profile(a: argparse.Namespace):
     engine's own defaults for this GPU and version (they size the activation term)."""
     if a.profile:
         return load_profile(a.profile)
+    user_seqs = a.max_num_seqs
     ctx = build_context(flags.profile_from_args(a))
     a = argparse.Namespace(**vars(a))
     if a.mode == "agg":
@@ -40,6 +42,12 @@ def build_profile(a: argparse.Namespace):
         a.max_num_seqs = a.max_num_seqs or d.max_num_seqs
         a.max_num_batched_tokens = a.max_num_batched_tokens or d.max_num_batched_tokens
     fraction = default_memory_fraction(ctx, a.tp, a.pp)
+    if a.max_throughput and not user_seqs:
+        # offline: the batch is what the KV cache holds (the decode workers' in disagg)
+        disagg = a.mode == "disagg"
+        tp = (a.decode_tp or a.tp) if disagg else a.tp
+        a.max_num_seqs = kv_limited_batch(ctx, tp, a.pp, 1 if disagg else a.dp, a.ep,
+                                          a.max_num_batched_tokens or 8192, a.gpu_memory_utilization or fraction)
     return flags.profile_from_args(a, with_plan=True, default_fraction=fraction)
 
 
@@ -74,7 +82,9 @@ def format_memory(m: MemoryEstimate, title: str) -> str:
     lines = [title, table(["per GPU", "GiB", "detail"], memory_rows(m), "lrl"), m.budget_rule]
     layers = ", ".join(f"{v} {k}" for k, v in m.kv_layers.items() if v)
     window = f", window {m.sliding_window}" if m.sliding_window else ""
-    lines.append(f"KV cache: {m.kv_bytes_per_token / 1024:.1f} KiB/token ({layers} attention layers{window}), "
+    if m.state_bytes_per_seq:
+        window += f"; {m.state_bytes_per_seq / 1024**2:.2f} MiB state per sequence"
+    lines.append(f"KV cache: {m.kv_bytes_per_token / 1024:.1f} KiB/token ({layers} layers{window}), "
                  f"blocks of {m.block_size_tokens}; max concurrency at max length {m.max_concurrency:g}x; "
                  f"longest single request {m.max_context_tokens:,} tokens")
     if m.estimated_max_model_len is not None:
@@ -82,6 +92,36 @@ def format_memory(m: MemoryEstimate, title: str) -> str:
     if m.overflow:
         lines.append(f"does not fit ({m.overflow.term}): {m.overflow.message}")
     return "\n".join(lines)
+
+
+def _rng(b, fmt: str) -> str:
+    return f"{b[0]:{fmt}}-{b[1]:{fmt}}"
+
+
+def format_perf(p: PerfEstimate) -> str:
+    rows = [["TTFT ms", f"{p.ttft_ms:.1f}", _rng(p.ttft_ms_range, ".1f")],
+            ["TPOT ms", f"{p.tpot_ms:.2f}", _rng(p.tpot_ms_range, ".2f")],
+            ["output tokens/s", f"{p.output_tokens_per_s:.0f}", _rng(p.output_tokens_per_s_range, ".0f")],
+            ["tokens/s/GPU", f"{p.output_tokens_per_s_per_gpu:.0f}", _rng(p.output_tokens_per_s_per_gpu_range, ".0f")],
+            ["tokens/s/user", f"{p.tokens_per_s_per_user:.1f}", _rng(p.tokens_per_s_per_user_range, ".1f")],
+            ["requests/s", f"{p.requests_per_s:.2f}", _rng(p.requests_per_s_range, ".2f")]]
+    if p.kv_transfer_ms is not None:
+        rows.append(["KV transfer ms", f"{p.kv_transfer_ms:.2f}", ""])
+    lines = [table(["metric", "estimate", "range"], rows, "lrr"), f"concurrency {p.concurrency:g}"]
+    if p.dominant_terms:
+        lines.append("dominant: " + "; ".join(p.dominant_terms))
+    lines.append(f"from: {p.provenance}")
+    return "\n".join(lines)
+
+
+def format_role(r: RolePerf) -> str:
+    if r.role == "prefill":
+        head = (f"prompt time {r.ttft_ms:.1f} ms (queueing + prefill), KV transfer {r.kv_transfer_ms:.2f} ms, "
+                f"step {r.step_ms:.1f} ms")
+    else:
+        head = f"TPOT {r.tpot_ms:.2f} ms at batch {r.batch:g} per rank"
+    return (f"{head}; {r.requests_per_s:.2f} of {r.capacity_requests_per_s:.2f} requests/s "
+            f"({100 * r.utilization:.0f}% busy)")
 
 
 def format_estimate(e: Estimate) -> str:
@@ -93,16 +133,9 @@ def format_estimate(e: Estimate) -> str:
     for role, r in (e.roles or {}).items():
         parts += [format_memory(r.memory, f"Memory ({role}, TP{r.worker.tp})"), ""]
     if e.perf:
-        p = e.perf
-        parts += ["", "Performance", table(["metric", "estimate", "range"], [
-            ["TTFT ms", f"{p.ttft_ms:.1f}", f"{p.ttft_ms_range[0]:.1f}-{p.ttft_ms_range[1]:.1f}"],
-            ["TPOT ms", f"{p.tpot_ms:.2f}", f"{p.tpot_ms_range[0]:.2f}-{p.tpot_ms_range[1]:.2f}"],
-            ["output tokens/s", f"{p.output_tokens_per_s:.0f}",
-             f"{p.output_tokens_per_s_range[0]:.0f}-{p.output_tokens_per_s_range[1]:.0f}"],
-            ["tokens/s/GPU", f"{p.output_tokens_per_s_per_gpu:.0f}",
-             f"{p.output_tokens_per_s_per_gpu_range[0]:.0f}-{p.output_tokens_per_s_per_gpu_range[1]:.0f}"],
-            ["tokens/s/user", f"{p.tokens_per_s_per_user:.1f}",
-             f"{p.tokens_per_s_per_user_range[0]:.1f}-{p.tokens_per_s_per_user_range[1]:.1f}"],
-        ], "lrr")]
+        parts += ["", "Performance" + (" (system)" if e.roles else ""), format_perf(e.perf)]
+    for role, r in (e.roles or {}).items():
+        if r.perf:
+            parts += [f"{role} pool: " + format_role(r.perf)]
     parts += ["", "feasible" if e.feasible else f"NOT feasible: {e.reason}"]
     return "\n".join(parts)

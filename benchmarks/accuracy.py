@@ -1,0 +1,171 @@
+"""Held-out accuracy of the performance model against the measured serving sample.
+
+    SERVEWISE_SHARED=../shared python -m benchmarks.accuracy [--cached]
+
+Prints (markdown tables):
+1. per segment (GPU generation x engine x dense/MoE): median and p90 |error| of TTFT and TPOT on
+   held-out measurement groups, and the coverage of the uncertainty bands (each group's band built from
+   the other groups' residuals of its segment, so a group never calibrates its own band);
+2. the groups of aiconfigurator's own accuracy table (reference/perf_model.md section 6.3) that servewise
+   can model, side by side with aiconfigurator's figures;
+3. transfer to an engine without coefficients (leave-one-engine-out fits);
+4. the disaggregated rows on catalog models (few; listed one by one).
+Held-out predictions come from ``calibrate.cross_validate`` (``--cached`` reuses the last run's, written
+to benchmarks/results/heldout.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from benchmarks.calibrate import BAND_LEVEL, cross_validate, leave_engine_out, segment_keys
+from benchmarks.silicon import ROOT, load_rows
+
+CACHE = ROOT / "benchmarks" / "results" / "heldout.csv"
+
+# aiconfigurator 0.12.0 on its own silicon sample, H100/H200 rows (reference/perf_model.md section 6.3):
+# (model, system, backend) -> n, TTFT MAPE, med abs, p90 abs, med signed, within 20%, then the same for TPOT.
+AIC = {
+    ("Qwen/Qwen3-32B", "h100_sxm", "sglang"): (84, 85, 87, 93, -87, 0, 25, 20, 54, 20, 50),
+    ("Qwen/Qwen3-32B", "h100_sxm", "trtllm"): (26, 40, 38, 51, -38, 0, 9, 8, 15, 8, 100),
+    ("Qwen/Qwen3-32B", "h100_sxm", "vllm"): (19, 35, 45, 57, -45, 32, 12, 9, 22, -9, 79),
+    ("meta-llama/Llama-3.1-70B", "h100_sxm", "vllm"): (19, 54, 53, 93, 53, 11, 5, 6, 9, -4, 100),
+    ("meta-llama/Llama-3.1-70B", "h200_sxm", "trtllm"): (17, 28, 24, 52, 7, 35, 35, 36, 43, 36, 6),
+    ("meta-llama/Llama-3.1-70B", "h200_sxm", "vllm"): (18, 31, 34, 49, 18, 28, 5, 5, 9, 5, 100),
+    ("meta-llama/Llama-3.1-8B-Instruct", "h100_sxm", "trtllm"): (20, 56, 55, 83, -55, 0, 8, 4, 22, -3, 85),
+    ("meta-llama/Llama-3.1-8B-Instruct", "h200_sxm", "sglang"): (20, 78, 82, 96, -82, 0, 20, 15, 39, -15, 75),
+}
+AIC_ALL = (460, 57, 53, 92, -46, 14, 25, 15, 56, 4, 57)
+
+
+def heldout(df, cached: bool):
+    import pandas as pd
+
+    if cached and CACHE.is_file():
+        c = pd.read_csv(CACHE, index_col=0)
+        return c["r_ttft"].reindex(df.index).to_numpy(), c["r_tpot"].reindex(df.index).to_numpy()
+    r1, r2 = cross_validate(df)
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"r_ttft": r1, "r_tpot": r2}, index=df.index).to_csv(CACHE)
+    return r1, r2
+
+
+def stats(r: np.ndarray) -> dict:
+    """r = log(pred/meas). Errors as pred/meas - 1."""
+    e = np.exp(r[np.isfinite(r)]) - 1.0
+    if not len(e):
+        return {"n": 0}
+    a = np.abs(e)
+    return {"n": len(e), "mape": a.mean() * 100, "med": np.median(a) * 100, "p90": np.quantile(a, 0.9) * 100,
+            "signed": np.median(e) * 100, "w20": (a <= 0.2).mean() * 100}
+
+
+def coverage(r: np.ndarray, groups: np.ndarray, segs: np.ndarray, level: float = BAND_LEVEL) -> np.ndarray:
+    """1.0 where a row's measurement falls in the band built without its own group, else 0.0 (NaN: no band)."""
+    out = np.full(len(r), np.nan)
+    ok = np.isfinite(r)
+    for s in set(segs[ok]):
+        in_seg = ok & (segs == s)
+        for g in set(groups[in_seg]):
+            mine = in_seg & (groups == g)
+            others = -r[in_seg & (groups != g)]
+            if len(others) < 10:
+                continue
+            lo, hi = np.quantile(others, [(1 - level) / 2, (1 + level) / 2])
+            m = -r[mine]
+            out[mine] = ((m >= min(lo, 0.0)) & (m <= max(hi, 0.0))).astype(float)
+    return out
+
+
+def _fmt(s: dict, keys=("med", "p90")) -> list[str]:
+    return [f"{s[k]:.0f}%" if s.get("n") else "–" for k in keys]
+
+
+def table_segments(df, r1, r2, c1, c2) -> str:
+    segs = np.array(segment_keys(df))
+    lines = ["| segment | rows | groups | TTFT med | TTFT p90 | TPOT med | TPOT p90 | TTFT band cover | "
+             "TPOT band cover |", "|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted(set(segs[np.isfinite(r1)])) + ["ALL"]
+    for k in keys:
+        m = np.isfinite(r1) & ((segs == k) if k != "ALL" else True)
+        s1, s2 = stats(r1[m]), stats(r2[m])
+        cov1, cov2 = np.nanmean(c1[m]) * 100, np.nanmean(c2[m]) * 100
+        lines.append(f"| {k} | {m.sum()} | {df['group'][m].nunique()} | " + " | ".join(_fmt(s1) + _fmt(s2))
+                     + f" | {cov1:.0f}% | {cov2:.0f}% |")
+    return "\n".join(lines)
+
+
+def _row(label: str, n, v) -> str:
+    return f"| {label} | {n} | " + " | ".join(v) + " |"
+
+
+def table_aic(df, r1, r2, seed: int = 6) -> str:
+    keys = ("mape", "med", "p90", "signed", "w20")
+    head = ("| model | system | engine | who | n | TTFT MAPE | med | p90 | signed med | within 20% | TPOT MAPE | med "
+            "| p90 | signed med | within 20% |")
+    lines = [head, "|" + "---|" * 15]
+    ours_all, ours_sub = [], []
+    rng = np.random.default_rng(seed)
+    for (model, system, engine), aic in AIC.items():
+        m = ((df["model_path"] == model) & (df["system"] == system) & (df["backend"] == engine)
+             & (df["mode"] == "agg")).to_numpy() & np.isfinite(r1)
+        idx = np.flatnonzero(m)
+        sub = rng.choice(idx, size=min(len(idx), 20), replace=False) if len(idx) else idx
+        ours_all.append(idx)
+        ours_sub.append(sub)
+        pre = f"| {model} | {system} | {engine} |"
+        a = [f"{v:+.0f}%" if i in (3, 8) else f"{v:.0f}%" for i, v in enumerate(aic[1:])]
+        lines.append(pre + f" aiconfigurator | {aic[0]} | " + " | ".join(a) + " |")
+        for label, ix in (("servewise (all rows)", idx), ("servewise (<=20 sampled)", sub)):
+            s1, s2 = stats(r1[ix]), stats(r2[ix])
+            vals = [(f"{s[k]:+.0f}%" if k == "signed" else f"{s[k]:.0f}%") if s.get("n") else "–"
+                    for s in (s1, s2) for k in keys]
+            lines.append(pre + f" {label} | {s1.get('n', 0)} | " + " | ".join(vals) + " |")
+    for label, parts in (("servewise, these groups (all rows)", ours_all), ("servewise, these groups (<=20)", ours_sub)):
+        ix = np.concatenate(parts)
+        s1, s2 = stats(r1[ix]), stats(r2[ix])
+        vals = [(f"{s[k]:+.0f}%" if k == "signed" else f"{s[k]:.0f}%") for s in (s1, s2) for k in keys]
+        lines.append(f"| **{label}** | | | | {len(ix)} | " + " | ".join(vals) + " |")
+    n = sum(a[0] for a in AIC.values())
+    w = {i: sum(a[0] * a[i] for a in AIC.values()) / n for i in (1, 6)}
+    lines.append(f"| **aiconfigurator, these groups** | | | | {n} | {w[1]:.0f}% | – | – | – | – | {w[6]:.0f}% | – | – "
+                 "| – | – |")
+    a = AIC_ALL
+    lines.append(f"| **aiconfigurator, all 460 H100/H200 rows** | | | | {a[0]} | "
+                 + " | ".join(f"{v:+.0f}%" if i in (3, 8) else f"{v:.0f}%" for i, v in enumerate(a[1:])) + " |")
+    return "\n".join(lines)
+
+
+def table_transfer(df, e1, e2) -> str:
+    lines = ["| engine left out | rows | TTFT med | TTFT p90 | TPOT med | TPOT p90 |", "|---|---|---|---|---|---|"]
+    for e in sorted(df["backend"][np.isfinite(e1)].unique()):
+        m = np.isfinite(e1) & (df["backend"] == e).to_numpy()
+        lines.append(f"| {e} | {m.sum()} | " + " | ".join(_fmt(stats(e1[m])) + _fmt(stats(e2[m]))) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cached", action="store_true", help="reuse benchmarks/results/heldout.csv when present")
+    p.add_argument("--no-transfer", action="store_true", help="skip the leave-one-engine-out fits")
+    a = p.parse_args(argv)
+    df = load_rows()
+    r1, r2 = heldout(df, a.cached)
+    groups, segs = df["group"].to_numpy(), np.array(segment_keys(df))
+    c1, c2 = coverage(r1, groups, segs), coverage(r2, groups, segs)
+    print("## Held-out accuracy per segment (group K-fold; band coverage at the "
+          f"{int(BAND_LEVEL * 100)}% level, leave-group-out)\n")
+    print(table_segments(df, r1, r2, c1, c2))
+    print("\n## aiconfigurator's table (reference/perf_model.md 6.3), groups servewise models\n")
+    print(table_aic(df, r1, r2))
+    if not a.no_transfer:
+        e1, e2 = leave_engine_out(df, verbose=False)
+        print("\n## Transfer to an engine without coefficients (leave-one-engine-out)\n")
+        print(table_transfer(df, e1, e2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

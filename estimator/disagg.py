@@ -1,0 +1,132 @@
+"""Disaggregated serving: a prefill pool, the KV-cache transfer, and a decode pool, in a closed loop.
+
+``x`` prefill workers run prompts only (steps of up to ``B`` prompt tokens, no decodes); each finished
+prompt's KV cache crosses the link between the pools; ``y`` decode workers run decode-only steps over
+their batch. The system's request rate is the smaller of the two pools' rates (rate matching); the
+pool that is not the bottleneck idles part of the time. Closed loop (ARCHITECTURE.md section 3):
+``c`` clients, ``c = rate x (TTFT + (osl - 1) TPOT)``; prompts queue at the prefill pool like the
+aggregated burst (``serving``), then wait the KV transfer, then the first decode step.
+The pools may use different GPUs (heterogeneous): each has its own ``PerfTarget``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from servewise.estimator.perf import ArrayLike, Parallel, PerfTarget, StepTime, step_time
+from servewise.estimator.serving import kv_capacity_requests
+
+
+@dataclass(frozen=True)
+class DisaggPoint:
+    """System figures (arrays) and per-role detail. Rates are for the whole xPyD system."""
+
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    requests_per_s: np.ndarray
+    output_tokens_per_s: np.ndarray
+    kv_transfer_s: np.ndarray
+    prefill_s: np.ndarray            # prefill-pool part of TTFT: queueing + own prompt
+    prefill_capacity_rps: np.ndarray
+    decode_capacity_rps: np.ndarray
+    decode_batch: np.ndarray         # sequences per decode DP rank
+    prefill_bound: np.ndarray
+    prefill_step: StepTime
+    decode_step: StepTime
+
+    @property
+    def prefill_utilization(self) -> np.ndarray:
+        return self.requests_per_s / self.prefill_capacity_rps
+
+    @property
+    def decode_utilization(self) -> np.ndarray:
+        return self.requests_per_s / self.decode_capacity_rps
+
+
+def kv_cache_bytes(t: PerfTarget, isl) -> np.ndarray:
+    """KV bytes of one prompt, whole model: per attention layer kv elements x tokens (sliding layers hold
+    at most the window) x bytes per element (MLA: the latent + rope key)."""
+    a = t.arch
+    per = a.kv_elements_per_token_per_layer() * t.kv_bytes_per_element
+    n_full = sum(k == "full" for k in a.layer_kinds)
+    n_slide = sum(k == "sliding" for k in a.layer_kinds)
+    isl = np.asarray(isl, dtype=np.float64)
+    held = n_full * isl + n_slide * (np.minimum(isl, a.sliding_window) if a.sliding_window else isl)
+    return per * held
+
+
+def kv_transfer_s(prefill: PerfTarget, decode: PerfTarget, prefill_tp, decode_tp, isl, link_bw) -> np.ndarray:
+    """KV transfer of one prompt between the pools: latency + bytes / (streams x link bandwidth x efficiency).
+
+    GQA caches are sharded by KV head, so min(prefill TP, decode TP) GPU pairs move their shards in
+    parallel; an MLA latent is replicated on every TP rank, so each decode rank receives all of it.
+    """
+    c = prefill.coef
+    streams = 1.0 if prefill.arch.mla else np.minimum(prefill_tp, decode_tp)
+    body = kv_cache_bytes(prefill, isl) / (streams * np.asarray(link_bw) * c["kv_transfer_efficiency"])
+    return c["kv_transfer_latency_s"] + body
+
+
+def _prefill_pool(t: PerfTarget, par: Parallel, isl, prompts_per_rank, budget, k):
+    """Prefill-only worker: burst of all prompts in chunks, later waves in groups (see serving)."""
+    c = t.coef
+    p0 = np.minimum(budget, np.maximum(prompts_per_rank, 1.0) * isl)
+    burst = step_time(t, par, p0, isl / 2.0, 0.0, 0.0, np.maximum(p0 / isl, 1.0))
+    group = np.minimum(prompts_per_rank, c["prefill_group_requests"])
+    p = np.minimum(budget, np.maximum(group, 1.0) * isl)
+    heavy = step_time(t, par, p, isl / 2.0, 0.0, 0.0, np.maximum(p / isl, 1.0))
+    th = heavy.total_s
+    a0, a = isl / p0, isl / p
+    cycles = prompts_per_rank * a
+    wave = th * np.maximum(a, 1.0) + np.where(cycles > 1.0, (cycles - 1.0) / cycles * th, 0.0)
+    first = burst.total_s * (prompts_per_rank * a0 + np.maximum(a0, 1.0)) / 2.0
+    capacity = p / (isl * th)                 # prompts per second per rank when busy
+    return (first + (k - 1.0) * wave) / k, capacity, heavy
+
+
+def disaggregated(prefill: PerfTarget, decode: PerfTarget, p_par: Parallel, d_par: Parallel, isl: ArrayLike,
+                  osl: ArrayLike, concurrency: ArrayLike, prefill_workers: ArrayLike, decode_workers: ArrayLike,
+                  prefill_budget: ArrayLike, decode_max_seqs: ArrayLike, decode_kv_tokens: ArrayLike,
+                  link_bw: ArrayLike, requests_per_client: float | None = None,
+                  iterations: int = 40) -> DisaggPoint:
+    """Closed-loop steady state of an xPyD system at ``concurrency`` clients (module doc)."""
+    isl = np.asarray(isl, dtype=np.float64)
+    osl = np.maximum(np.asarray(osl, dtype=np.float64), 2.0)
+    conc = np.asarray(concurrency, dtype=np.float64)
+    x = np.asarray(prefill_workers, dtype=np.float64) * p_par.dp
+    y = np.asarray(decode_workers, dtype=np.float64) * d_par.dp
+    k = requests_per_client or prefill.coef["requests_per_client"]
+    budget = np.maximum(np.asarray(prefill_budget, dtype=np.float64), isl)
+    ttft_p, cap_rank, p_step = _prefill_pool(prefill, p_par, isl, conc / x, budget, k)
+    mu_p = x * cap_rank
+    t_kv = kv_transfer_s(prefill, decode, p_par.tp, d_par.tp, isl, link_bw)
+    cap_d = np.minimum(np.maximum(kv_capacity_requests(decode.engine, decode_kv_tokens, isl, osl), 1.0),
+                       decode_max_seqs)
+    ctx = isl + osl / 2.0
+    n_d = np.minimum(np.maximum(conc / y, 1.0), cap_d)
+    for _ in range(iterations):
+        d_step = step_time(decode, d_par, 0.0, 0.0, n_d, ctx)
+        tl = d_step.total_s
+        mu_d = y * n_d / ((osl - 1.0) * tl)
+        rate = np.minimum(mu_d, mu_p)
+        base = ttft_p + t_kv + tl + decode.coef["request_overhead_s"]
+        want = np.minimum(conc - rate * base, rate * (osl - 1.0) * tl) / y
+        n_d = 0.5 * n_d + 0.5 * np.clip(want, 1.0, cap_d)
+    d_step = step_time(decode, d_par, 0.0, 0.0, n_d, ctx)
+    tl = d_step.total_s
+    mu_d = y * cap_d / ((osl - 1.0) * step_time(decode, d_par, 0.0, 0.0, cap_d, ctx).total_s)
+    rate = np.minimum(y * n_d / ((osl - 1.0) * tl), mu_p)
+    base = ttft_p + t_kv + tl + decode.coef["request_overhead_s"]
+    ttft = np.maximum(conc / rate - (osl - 1.0) * tl, base)
+    return DisaggPoint(ttft_s=ttft, tpot_s=tl, requests_per_s=rate, output_tokens_per_s=rate * osl,
+                       kv_transfer_s=t_kv + 0 * ttft, prefill_s=ttft_p + 0 * ttft, prefill_capacity_rps=mu_p + 0 * ttft,
+                       decode_capacity_rps=mu_d + 0 * ttft, decode_batch=n_d, prefill_bound=mu_p <= rate * 1.0001,
+                       prefill_step=p_step, decode_step=d_step)
+
+
+def matched_prefill_workers(prefill_capacity_rps_per_worker, decode_rps_per_worker, decode_workers) -> np.ndarray:
+    """Prefill workers that keep up with ``decode_workers``: ceil(y x decode rate / prefill rate) (xPyD)."""
+    return np.maximum(np.ceil(decode_workers * np.asarray(decode_rps_per_worker)
+                              / np.asarray(prefill_capacity_rps_per_worker) - 1e-9), 1.0)

@@ -1,0 +1,204 @@
+"""Serving dynamics: from step times to TTFT, TPOT and throughput of one aggregated worker.
+
+Closed loop (ARCHITECTURE.md section 3): ``c`` clients each keep one request in flight; a request is
+``isl`` prompt tokens, then ``osl`` output tokens; the client sends the next request when one ends.
+The engine runs steps under a token budget ``B`` (``max_num_batched_tokens``; SGLang's chunked
+prefill size): every step advances all running decodes by one token and, when prompts wait, adds up to
+``B`` prompt tokens ("heavy" step); steps without prompt tokens are "light".
+
+Mechanisms modelled (all closed form, numpy, broadcasting over every input):
+
+- **Admission**: at most ``n = min(c, max_num_seqs, KV capacity in requests)`` run; the other
+  ``c - n`` wait in the engine's queue, and by Little's law wait ``(c - n) / throughput``.
+- **Chunked prefill**: prompts are packed into heavy steps of ``P_h = min(B', n isl)`` tokens
+  (``B' = B`` minus the decodes sharing the step in engines that mix them, vLLM and TRT-LLM; SGLang
+  pauses decoding for prefill batches). A prompt takes ``a = isl / P_h`` heavy steps (a < 1: several
+  prompts share one).
+- **Burst queueing**: the load generator starts all ``c`` requests at once, so the first wave's prompts
+  queue behind one another: request ``j`` waits for the chunks holding prompts 0..j, a mean of
+  ``(n a + max(1, a)) / 2`` heavy steps. Fixed-length requests that started together keep finishing
+  together, so later waves re-arrive in groups while another group's heavy step runs: a mean of
+  ``(H - 1) / H`` heavy steps of wait (``H = n a`` heavy steps per cycle) before their own.
+  The reported mean weights the first wave by ``1 / requests_per_client`` (calibrated; benchmarks
+  commonly send 10 requests per client).
+- **Prefill interference**: a request's ``osl - 1`` decode steps include the heavy steps of the other
+  ``n - 1`` requests' prompts, ``(n - 1) a`` of them (capped at one per step where steps mix); TPOT is
+  the mean step time over that window.
+- **Prefill saturation**: prompt throughput cannot exceed ``P_h / (isl t_heavy)``; past it, every step
+  is heavy and the extra requests queue (TTFT grows linearly with concurrency, as measured).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from servewise.estimator.perf import ArrayLike, Parallel, PerfTarget, StepTime, step_time
+
+MIXED, PREFILL_FIRST = "mixed", "prefill_first"
+
+# How each engine schedules prompt tokens against running decodes (defaults of the versions in the data):
+# vLLM V1 puts decodes first and fills the rest of max_num_batched_tokens with prompt chunks
+# (vllm/v1/core/sched/scheduler.py); TRT-LLM's in-flight batching runs context and generation requests in
+# one iteration under max_num_tokens; SGLang runs a prefill batch before resuming decode unless
+# --enable-mixed-chunk is set (sglang/srt/managers/scheduler.py get_next_batch_to_run).
+SCHEDULING = {"vllm": MIXED, "trtllm": MIXED, "sglang": PREFILL_FIRST}
+# Whether KV blocks are reserved for the whole request at admission (TRT-LLM GUARANTEED_NO_EVICT) or
+# allocated as tokens are generated (vLLM, SGLang paged/radix caches).
+RESERVES_FULL_REQUEST = {"trtllm": True}
+
+@dataclass(frozen=True)
+class ServingPoint:
+    """One worker's steady state (arrays of the broadcast shape). Rates are per worker."""
+
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    requests_per_s: np.ndarray
+    output_tokens_per_s: np.ndarray
+    running: np.ndarray           # requests decoding or prefilling in the engine (per DP rank)
+    queued: np.ndarray            # requests waiting for admission (per DP rank)
+    heavy: StepTime               # a step carrying prompt tokens
+    light: StepTime               # a decode-only step
+    prefill_bound: np.ndarray     # True where prompt throughput, not decoding, limits the rate
+
+    @property
+    def concurrency(self) -> np.ndarray:
+        return self.running + self.queued
+
+
+def kv_capacity_requests(engine: str, kv_tokens, isl, osl) -> np.ndarray:
+    """Requests the KV cache holds at once: whole requests where the engine reserves them, otherwise
+    at their mean footprint over a request's life, isl + osl / 2 tokens."""
+    per = isl + osl if RESERVES_FULL_REQUEST.get(engine, False) else isl + osl / 2.0
+    return np.floor(np.asarray(kv_tokens, dtype=np.float64) / per)
+
+
+def _heavy(t: PerfTarget, par: Parallel, isl, osl, n, room, prompts, mixed):
+    """A heavy step carrying up to ``prompts`` prompts (at most ``room`` tokens) beside the decodes."""
+    p = np.minimum(room, np.maximum(prompts, 1.0) * isl)
+    decoding = np.where(mixed, np.maximum(n - np.maximum(p / isl, 1.0), 0.0), 0.0)
+    st = step_time(t, par, p, isl / 2.0, decoding, isl + osl / 2.0, np.maximum(p / isl, 1.0))
+    return st, p
+
+
+def _mixed(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl, requests_per_client):
+    """Steps mix decodes and prompt chunks (vLLM, TRT-LLM): decodes first, prompts fill the budget."""
+    c = t.coef
+    room = np.maximum(budget - np.maximum(n - budget / isl, 0.0), 0.1 * budget)
+    burst, p_burst = _heavy(t, par, isl, osl, n, room, n, True)                 # all prompts queued at once
+    group = np.minimum(n, c["prefill_group_requests"])                          # prompts arriving together later
+    heavy, p_heavy = _heavy(t, par, isl, osl, n, room, group, True)
+    th = heavy.total_s
+    extra = np.maximum(th - tl, 0.0)                           # what a heavy step adds to a decode window
+    a = isl / p_heavy                                          # heavy steps per prompt
+    cycles = n * a                                             # heavy steps per cycle (H)
+    tpot = tl + np.minimum((n - 1.0) * a, osl - 1.0) * extra / (osl - 1.0)
+    wait = np.where(cycles > 1.0, (cycles - 1.0) / cycles * th + tl / cycles, tl)
+    ttft_wave = th * np.maximum(a, 1.0) + wait
+    a0 = isl / p_burst
+    ttft_burst = burst.total_s * (n * a0 + np.maximum(a0, 1.0)) / 2.0
+    k = requests_per_client or c["requests_per_client"]
+    ttft_run = (ttft_burst + (k - 1.0) * ttft_wave) / k
+    rate = n / (ttft_run + (osl - 1.0) * tpot)
+    rate_prefill = p_heavy / (isl * th)                        # prompts per second when every step is heavy
+    bound = rate > rate_prefill
+    return heavy, ttft_run, np.where(bound, th, tpot), np.minimum(rate, rate_prefill), bound
+
+
+def _prefill_first(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl):
+    """Prefill batches run before decoding resumes (SGLang's default): requests that finish together
+    re-arrive together, every cycle is a burst. All ``n`` prompts are prefilled in chunks of the budget
+    (mean wait: half of them), then all decode; a request's decode window holds the prefill chunks
+    that follow its own."""
+    heavy, p = _heavy(t, par, isl, osl, n, budget, n, False)
+    th = heavy.total_s
+    a = isl / p
+    chunks = n * a
+    own = np.maximum(a, 1.0)
+    ttft = th * (chunks + own) / 2.0
+    tpot = tl + th * np.maximum(chunks - own, 0.0) / 2.0 / (osl - 1.0)
+    rate = n / (th * chunks + (osl - 1.0) * tl)
+    return heavy, ttft, tpot, rate, np.asarray(chunks * th > (osl - 1.0) * tl)
+
+
+def aggregated(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, concurrency: ArrayLike,
+               max_num_batched_tokens: ArrayLike, max_num_seqs: ArrayLike, kv_tokens: ArrayLike,
+               requests_per_client: float | None = None) -> ServingPoint:
+    """Closed-loop steady state of one aggregated worker at ``concurrency`` clients (see module doc).
+
+    ``kv_tokens``: KV-cache capacity per DP rank in tokens (``budget.memory_terms(...).kv_cache_tokens``).
+    Concurrency is per worker; it is spread evenly over the worker's ``dp`` attention ranks.
+    """
+    c = t.coef
+    mixed = SCHEDULING.get(t.engine, MIXED) == MIXED
+    isl = np.asarray(isl, dtype=np.float64)
+    osl = np.maximum(np.asarray(osl, dtype=np.float64), 2.0)
+    cr = np.maximum(np.asarray(concurrency, dtype=np.float64) / par.dp, 1.0)
+    cap = np.maximum(kv_capacity_requests(t.engine, kv_tokens, isl, osl), 1.0)
+    n = np.maximum(np.minimum(np.minimum(cr, max_num_seqs), cap), 1.0)
+    budget = np.maximum(np.asarray(max_num_batched_tokens, dtype=np.float64), 1.0)
+    light = step_time(t, par, 0.0, 0.0, n, isl + osl / 2.0)
+    tl = light.total_s
+    if mixed:
+        heavy, ttft_run, tpot, rate, bound = _mixed(t, par, isl, osl, n, budget, tl, requests_per_client)
+    else:
+        heavy, ttft_run, tpot, rate, bound = _prefill_first(t, par, isl, osl, n, budget, tl)
+    # Little's law over all clients: c = rate x (TTFT + (osl - 1) TPOT); the c - n queued requests wait
+    ttft = np.maximum(cr / rate - (osl - 1.0) * tpot, ttft_run) + c["request_overhead_s"]
+    reqs = rate * par.dp
+    return ServingPoint(ttft_s=ttft, tpot_s=tpot, requests_per_s=reqs, output_tokens_per_s=reqs * osl,
+                        running=n + 0 * ttft, queued=np.maximum(cr - n, 0.0) + 0 * ttft, heavy=heavy,
+                        light=light, prefill_bound=bound)
+
+
+def _prefill_token_cost(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl, mixed):
+    """Seconds a prompt token adds to the engine's time (marginal cost in a heavy step)."""
+    room = np.where(mixed, np.maximum(budget - n, 0.1 * budget), budget)
+    heavy, p = _heavy(t, par, isl, osl, n, room, 1.0, mixed)
+    extra = np.maximum(heavy.total_s - tl, 0.0) if mixed else heavy.total_s
+    return extra / p, heavy
+
+
+def aggregated_at_rate(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, request_rate: ArrayLike,
+                       max_num_batched_tokens: ArrayLike, max_num_seqs: ArrayLike, kv_tokens: ArrayLike,
+                       iterations: int = 60) -> ServingPoint:
+    """Open-loop steady state at ``request_rate`` (Poisson arrivals, requests/s per worker), by a fixed point
+    on the running batch ``n = rate x (TTFT + (osl - 1) TPOT)`` (Little's law).
+
+    Prompt work takes a fraction ``rho = rate x isl x cost_per_prompt_token`` of the engine's time, so each
+    decode step stretches by ``1 / (1 - rho)`` (TPOT) and a prompt waits the M/D/1 queue
+    ``rho s / (2 (1 - rho))`` for ``s = isl x cost`` plus half a step before its own heavy step. Rates the
+    worker cannot sustain (rho >= 1, or the batch exceeds KV capacity / max_num_seqs) give infinite TTFT.
+    """
+    c = t.coef
+    mixed = SCHEDULING.get(t.engine, MIXED) == MIXED
+    isl = np.asarray(isl, dtype=np.float64)
+    osl = np.maximum(np.asarray(osl, dtype=np.float64), 2.0)
+    lam = np.asarray(request_rate, dtype=np.float64) / par.dp
+    cap = np.minimum(np.maximum(kv_capacity_requests(t.engine, kv_tokens, isl, osl), 1.0), max_num_seqs)
+    budget = np.maximum(np.asarray(max_num_batched_tokens, dtype=np.float64), 1.0)
+    n = np.ones(np.broadcast_shapes(np.shape(lam), np.shape(isl), np.shape(osl), np.shape(cap), np.shape(par.tp)))
+    for _ in range(iterations):
+        light = step_time(t, par, 0.0, 0.0, np.minimum(n, cap), isl + osl / 2.0)
+        tl = light.total_s
+        cost, heavy = _prefill_token_cost(t, par, isl, osl, np.minimum(n, cap), budget, tl, mixed)
+        s = isl * cost
+        rho = lam * s
+        stable = rho < 0.999
+        rho_c = np.minimum(rho, 0.999)
+        tpot = tl / (1.0 - rho_c)
+        ttft = tl / 2.0 + rho_c * s / (2.0 * (1.0 - rho_c)) + heavy.total_s * np.maximum(isl / budget, 1.0)
+        n_new = lam * (ttft + (osl - 1.0) * tpot)
+        n = 0.5 * n + 0.5 * np.maximum(n_new, 1.0)
+    stable = stable & (n <= cap * 1.0001)
+    ttft = np.where(stable, ttft + c["request_overhead_s"], np.inf)
+    reqs = np.where(stable, lam, 0.0) * par.dp
+    return ServingPoint(ttft_s=ttft, tpot_s=tpot, requests_per_s=reqs, output_tokens_per_s=reqs * osl,
+                        running=np.minimum(n, cap), queued=np.where(stable, 0.0, np.inf), heavy=heavy, light=light,
+                        prefill_bound=~stable)
+
+
+def max_batch(t: PerfTarget, isl, osl, kv_tokens, max_num_seqs) -> np.ndarray:
+    """The largest batch a worker rank runs offline: KV capacity in requests, capped by max_num_seqs."""
+    return np.maximum(np.minimum(kv_capacity_requests(t.engine, kv_tokens, isl, osl), max_num_seqs), 1.0)

@@ -1,0 +1,123 @@
+"""Serving dynamics (estimator/serving.py, estimator/disagg.py): closed loop, open loop, disagg."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from servewise.estimator.disagg import disaggregated, kv_cache_bytes, kv_transfer_s, matched_prefill_workers
+from servewise.estimator.perf import Parallel, make_target
+from servewise.estimator.quant import weight_format
+from servewise.estimator.serving import aggregated, aggregated_at_rate, kv_capacity_requests, max_batch
+from tests.test_perf import arch
+
+def qwen(engine="vllm", gpu="h100-sxm"):
+    from servewise.perfdata import get_gpu
+
+    return make_target(arch("Qwen/Qwen3-32B"), weight_format("bf16"), get_gpu(gpu), engine)
+
+
+def agg(t, c, isl=1024, osl=512, tp=4, kv=1e6, budget=8192, seqs=1024):
+    return aggregated(t, Parallel.of(tp), isl, osl, c, budget, seqs, kv)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_closed_loop_obeys_littles_law(engine):
+    """Clients = throughput x time in system, when no request waits for admission."""
+    t = qwen(engine)
+    c = np.array([1.0, 8, 32, 128])
+    p = agg(t, c)
+    in_system = p.requests_per_s * (p.ttft_s - t.coef["request_overhead_s"] + (512 - 1) * p.tpot_s)
+    assert in_system == pytest.approx(c, rel=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_latency_and_throughput_grow_with_concurrency(engine):
+    p = agg(qwen(engine), np.array([1.0, 4, 16, 64, 256]))
+    assert np.all(np.diff(p.ttft_s) > 0) and np.all(np.diff(p.tpot_s) > 0)
+    assert np.all(np.diff(p.output_tokens_per_s) > 0)
+
+
+def test_ttft_grows_about_linearly_with_concurrency_under_bursts():
+    """Measured TTFT in closed-loop benchmarks grows ~linearly with concurrency (perf_model.md 6.3):
+    doubling a large concurrency roughly doubles the queueing part, unlike a capped queueing factor."""
+    p = agg(qwen(), np.array([256.0, 512.0]), isl=4096, osl=256)
+    assert p.ttft_s[1] / p.ttft_s[0] > 1.6
+
+
+def test_ttft_does_not_depend_on_output_length_when_decode_dominates():
+    """The sample's vLLM rows keep TTFT flat across OSL 128..1024 at fixed concurrency and ISL."""
+    p = agg(qwen(), 16.0, isl=4096, osl=np.array([512.0, 1024.0, 4096.0]))
+    assert p.ttft_s.max() / p.ttft_s.min() < 1.1
+
+
+def test_short_outputs_feel_other_prompts_in_tpot():
+    p = agg(qwen(), 64.0, isl=4096, osl=np.array([128.0, 1024.0]))
+    assert p.tpot_s[0] > 1.5 * p.tpot_s[1]
+
+
+def test_kv_capacity_limits_the_running_batch_and_queues_the_rest():
+    t = qwen()
+    cap = kv_capacity_requests("vllm", 100_000, 4096, 1024)
+    assert cap == np.floor(100_000 / (4096 + 512))
+    assert kv_capacity_requests("trtllm", 100_000, 4096, 1024) == np.floor(100_000 / 5120)
+    small, big = agg(t, 128.0, isl=4096, osl=1024, kv=100_000), agg(t, 128.0, isl=4096, osl=1024, kv=1e7)
+    assert float(small.running) == cap and float(small.queued) == 128 - cap
+    assert float(small.ttft_s) > 3 * float(big.ttft_s)
+    assert float(small.output_tokens_per_s) < float(big.output_tokens_per_s)
+
+
+def test_max_num_seqs_caps_the_batch():
+    p = agg(qwen(), 256.0, seqs=64)
+    assert float(p.running) == 64 and float(p.queued) == 192
+
+
+def test_open_loop_matches_rate_and_saturates():
+    t = qwen()
+    rates = np.array([0.1, 1.0, 4.0, 1e4])
+    p = aggregated_at_rate(t, Parallel.of(4), 1024, 512, rates, 8192, 1024, 1e6)
+    assert p.output_tokens_per_s[:3] == pytest.approx(rates[:3] * 512)
+    assert np.all(np.diff(p.ttft_s[:3]) > 0) and np.isinf(p.ttft_s[3])
+    assert p.tpot_s[0] < p.tpot_s[2]
+
+
+def test_max_batch_is_kv_limited():
+    t = qwen()
+    assert float(max_batch(t, 4000, 500, 900_000, 1024)) == np.floor(900_000 / 4250)
+    assert float(max_batch(t, 4000, 500, 900_000, 64)) == 64
+
+
+def test_kv_transfer_is_bytes_over_parallel_links():
+    """Qwen3-32B: 64 layers x 2 x 8 KV heads x 128 x 2 bytes = 256 KiB per token (bf16)."""
+    t = qwen()
+    assert float(kv_cache_bytes(t, 4000)) == pytest.approx(4000 * 64 * 2 * 8 * 128 * 2)
+    bw = 450e9
+    got = float(kv_transfer_s(t, t, 4, 4, 4000, bw))
+    c = t.coef
+    assert got == pytest.approx(c["kv_transfer_latency_s"] + 4000 * 262144 / (4 * bw * c["kv_transfer_efficiency"]))
+    assert float(kv_transfer_s(t, t, 4, 1, 4000, bw)) > got
+
+
+def test_disagg_rate_is_the_slower_pool_and_ttft_includes_the_transfer():
+    t = qwen()
+    args = dict(isl=4000, osl=500, prefill_budget=8192, decode_max_seqs=1024, decode_kv_tokens=1e6, link_bw=50e9)
+    one = disaggregated(t, t, Parallel.of(4), Parallel.of(4), concurrency=64.0, prefill_workers=1.0,
+                        decode_workers=1.0, **args)
+    assert float(one.requests_per_s) <= min(float(one.prefill_capacity_rps), float(one.decode_capacity_rps)) * 1.0001
+    assert float(one.ttft_s) > float(one.kv_transfer_s) + float(one.prefill_s) * 0.99
+    more_decode = disaggregated(t, t, Parallel.of(4), Parallel.of(4), concurrency=64.0, prefill_workers=1.0,
+                                decode_workers=2.0, **args)
+    assert float(more_decode.tpot_s) < float(one.tpot_s)
+    x = matched_prefill_workers(float(one.prefill_capacity_rps), 4.0, np.array([1.0, 3.0, 10.0]))
+    assert np.all(np.diff(x) >= 0) and x[0] >= 1
+
+
+def test_disagg_broadcasts_like_a_loop():
+    t = qwen()
+    ys = np.array([1.0, 2.0, 3.0])
+    kw = dict(isl=2048, osl=256, concurrency=48.0, prefill_workers=1.0, prefill_budget=8192, decode_max_seqs=512,
+              decode_kv_tokens=5e5, link_bw=450e9)
+    grid = disaggregated(t, t, Parallel.of(2), Parallel.of(4), decode_workers=ys, **kw)
+    for i, y in enumerate(ys):
+        one = disaggregated(t, t, Parallel.of(2), Parallel.of(4), decode_workers=y, **kw)
+        assert float(one.ttft_s) == pytest.approx(grid.ttft_s[i]) and float(one.tpot_s) == pytest.approx(grid.tpot_s[i])

@@ -1,0 +1,197 @@
+"""The whole flow with Pilot: Enter through the defaults, prefilled profiles, saving, picking,
+stale results, cancelling, and the re-planning latency."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from textual.widgets import DataTable
+
+from servewise.estimator import plan as real_plan
+from servewise.estimator.results import Candidate
+from servewise.profiles import load_profile
+from servewise.profiles.schema import AggPlan, Load, Workload
+from servewise.wizard import planning
+from servewise.wizard.state import Draft
+
+from .conftest import example_profiles, run_cli
+from .wizard_support import eight_h100, make_app, no_blink, press_until, screen_text, settle  # noqa: F401
+
+pytestmark = [pytest.mark.tui, pytest.mark.usefixtures("no_blink")]
+SIZE = (100, 34)
+
+
+async def enter_through(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Enter on every step, Enter to save, Enter on "Quit"."""
+    await press_until(pilot, "enter", "save")
+    await pilot.press("enter")
+    await settle(pilot)
+    assert "Saved" in screen_text(pilot.app)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_enter_through_the_defaults_equals_servewise_plan(tmp_path):
+    app = make_app(save_path=tmp_path / "p.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await enter_through(pilot)
+    assert app.return_value == 0
+    saved = load_profile(tmp_path / "p.yaml")
+    assert sorted(p.name for p in (tmp_path / "p-deploy").iterdir())  # artifacts written beside it
+    d = Draft.new()
+    r = run_cli("plan", "--model", d.model.id, "--gpu", "h100-sxm", "--gpus", "8", "--isl", str(d.workload.isl),
+                "--osl", str(d.workload.osl), "--concurrency", str(d.workload.load.concurrency),
+                "--ttft-ms", str(d.sla.ttft_ms), "--tpot-ms", str(d.sla.tpot_ms), "--save", str(tmp_path / "cli.yaml"))
+    assert r.code == 0, r.err
+    cli = load_profile(tmp_path / "cli.yaml")
+    # The wizard only offers deploy targets this build can render; everything else is the CLI's.
+    assert saved.model_copy(update={"deploy": cli.deploy}) == cli
+    assert run_cli("--profile", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "replay")).code == 0
+
+
+@pytest.mark.parametrize("path", example_profiles(), ids=lambda p: p.name)
+async def test_enter_through_a_prefilled_profile_gives_it_back(tmp_path, path):
+    out = tmp_path / "x.yaml"
+    app = make_app(Draft.from_profile(load_profile(path), save_path=str(out)), detector=eight_h100)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.draft.hardware == load_profile(path).hardware   # detection does not override a profile
+        await enter_through(pilot)
+    assert app.return_value == 0
+    assert out.read_text() == path.read_text()
+
+
+async def test_ctrl_s_saves_from_any_step_and_asks_before_replacing_artifacts(tmp_path):
+    deploy = tmp_path / "p-deploy"
+    deploy.mkdir()
+    (deploy / "other.txt").write_text("not ours\n")
+    app = make_app(save_path=tmp_path / "p.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Replace the artifacts?" in screen_text(app)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.step == "hardware"               # ctrl+s elsewhere saves and stays
+        assert (tmp_path / "p.yaml").is_file() and not (deploy / "other.txt").exists()
+        assert (deploy / "plan.json").is_file()
+        assert not app.dirty
+        await pilot.press("ctrl+q")                 # nothing unsaved: quits at once
+        await pilot.pause()
+    assert app.return_value == 0
+
+
+async def test_save_errors_are_dialogs_not_tracebacks(tmp_path):
+    app = make_app(save_path=tmp_path / "missing" / "p.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Could not save the profile" in screen_text(app) and "the folder does not exist" in screen_text(app)
+        await pilot.press("enter")
+        assert app.step == "hardware" and app.is_running
+
+
+def _with_extra_candidate(profile):  # type: ignore[no-untyped-def]
+    """The real plan plus one more aggregated candidate (TP8), so there is something to pick."""
+    r = real_plan(profile)
+    w = r.chosen.plan.worker
+    extra = AggPlan(replicas=1, worker=w.model_copy(update={"tp": 8, "max_num_seqs": 32}))
+    cands = {**r.candidates, "agg": [*r.candidates["agg"], Candidate(mode="agg", plan=extra, gpus_used=8,
+                                                                     meets_sla=True, score=-1.0)]}
+    return r.model_copy(update={"candidates": cands})
+
+
+async def test_picking_another_candidate_pins_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(planning, "plan", _with_extra_candidate)
+    app = make_app(save_path=tmp_path / "p.yaml")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await press_until(pilot, "enter", "results")
+        table = app.screen.query_one("#candidates", DataTable)
+        assert table.row_count == 2 and table.cursor_row == 0
+        await pilot.press("down", "enter")          # pick TP8: re-plans, stays on Results
+        await settle(pilot)
+        assert app.step == "results" and app.outcome.selected_from == "picked"
+        assert app.outcome.selected.plan.worker.tp == 8
+        assert "picked from the candidates" in screen_text(app)
+        await pilot.press("enter")                  # Enter on the (now) selected row goes on
+        await settle(pilot)
+        assert app.step == "save"
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("enter")
+    saved = load_profile(tmp_path / "p.yaml")
+    assert saved.plan.worker.tp == 8 and saved.plan.replicas == 1
+
+
+def _slow(release: threading.Event, calls: list):  # type: ignore[no-untyped-def]
+    real = planning.compute_outcome
+
+    def compute(draft):  # type: ignore[no-untyped-def]
+        calls.append(draft.workload.isl)
+        release.wait(10)
+        return real(draft)
+    return compute
+
+
+async def test_stale_results_are_discarded(monkeypatch):
+    release, calls = threading.Event(), []
+    from servewise.wizard import app as app_module
+
+    monkeypatch.setattr(app_module, "compute_outcome", _slow(release, calls))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.05)
+        for isl in (1000, 1100, 1200):
+            app.draft = app.draft.with_(workload=Workload(isl=isl, osl=100, load=Load(concurrency=4)))
+            await pilot.pause(0.02)
+        assert app.planning
+        release.set()
+        await settle(pilot)
+        assert app.outcome.draft.workload.isl == 1200 and app.outcome.result is not None
+        assert len(calls) >= 2                    # earlier plans ran, and their results were dropped
+
+
+async def test_a_running_search_can_be_cancelled(monkeypatch):
+    release, calls = threading.Event(), []
+    from servewise.wizard import app as app_module
+
+    monkeypatch.setattr(app_module, "compute_outcome", _slow(release, calls))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.05)
+        app.goto("results")
+        await pilot.pause(0.05)
+        assert app.planning and app.screen.query_one("#progress-row").display
+        await pilot.press("ctrl+x")
+        await pilot.pause()
+        assert not app.planning and "search cancelled" in app.outcome.error
+        assert app.outcome.exit_code == 130
+        release.set()                              # the abandoned thread finishes; its result is dropped
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.05)
+        assert "search cancelled" in app.outcome.error
+        assert "search cancelled" in screen_text(app)
+
+
+async def test_an_edit_replans_within_the_budget():
+    """Editing an input re-plans off the UI thread; for a dense model on 8 GPUs the new result is
+    on screen well within ~200 ms (the bound here leaves room for a loaded CI machine)."""
+    from servewise.wizard.app import REPLAN_DELAY_S
+
+    app = make_app(replan_delay_s=REPLAN_DELAY_S)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        times = []
+        for osl in (200, 300, 400):
+            t0 = time.perf_counter()
+            app.draft = app.draft.with_(workload=app.draft.workload.model_copy(update={"osl": osl}))
+            await settle(pilot)
+            times.append(time.perf_counter() - t0)
+            assert app.outcome.draft.workload.osl == osl
+        print(f"re-plan latency (edit -> result on screen), s: {[round(t, 3) for t in times]}")
+        assert min(times) < 1.0
