@@ -27,6 +27,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+SPIN_S = 0.0011
+
 
 def piecewise(points: list[tuple[float, float]], n: float) -> float:
     """Linear interpolation through (n, seconds) points, held flat outside them."""
@@ -92,12 +94,14 @@ class _Http:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.received = (0.0, 0.0)
 
     async def read_request(self) -> tuple[str, str, dict[str, str], bytes] | None:
         try:
             head = await self.reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
+        self.received = asyncio.get_running_loop().time(), time.perf_counter()  # the engine's clock starts here
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
         headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
@@ -268,8 +272,7 @@ class FakeServer:
                      failing: bool) -> bool:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        arrived = time.perf_counter()
+        t0, arrived = http.received  # reading and parsing the body count towards TTFT
         await asyncio.sleep(cfg.admit_s)
         n = self.load()
         ttft = piecewise(cfg.ttft_s, n) * self._jit()
@@ -297,7 +300,7 @@ class FakeServer:
                 gap = piecewise(cfg.tpot_s, self.load()) * self._jit()
                 due += gap
                 gaps += gap
-            await asyncio.sleep(max(0.0, due - loop.time()))
+            await _sleep_until(loop, due, precise=not k)
             if failing and k == n_out // 2:
                 self.injected += 1
                 record.failed = "midstream"
@@ -319,6 +322,16 @@ class FakeServer:
         await http.event(b"[DONE]")
         await http.end_stream()
         return True
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, due: float, precise: bool) -> None:
+    """Sleep until ``due``; ``precise`` spins through the last millisecond, which the event loop's
+    millisecond-granular wake-ups would otherwise overshoot (used for the first token only)."""
+    await asyncio.sleep(max(0.0, due - loop.time() - (SPIN_S if precise else 0.0)))
+    for _ in range(100_000):
+        if not precise or loop.time() >= due:
+            return
+        await asyncio.sleep(0)
 
 
 def linear(base_s: float, slope: float, levels: list[int]) -> list[tuple[float, float]]:

@@ -7,6 +7,7 @@ from servewise.wizard.bench.results import BenchReport, LevelComparison, Stat
 from servewise.wizard.output import table
 
 CHART_WIDTH = 48
+OFF_CHART = 3.0  # an SLA target more than 3x the largest figure is named, not drawn
 LEGEND = "# measured mean   | predicted   [--] prediction band   : SLA target"
 
 
@@ -75,13 +76,16 @@ def chart(r: BenchReport, metric: str, title: str, target: float | None) -> str 
     comps = [c for c in r.comparison if c.get(metric).measured is not None]  # type: ignore[arg-type]
     if not comps:
         return None
-    values = [target or 0.0]
+    values = []
     for c in comps:
         m = c.get(metric)  # type: ignore[arg-type]
         values += [m.measured or 0.0, m.predicted or 0.0, m.high or 0.0]
-    scale = max(values) * 1.05 or 1.0
+    beyond = ""
+    if target is not None and target > OFF_CHART * max(values):
+        beyond, target = f", SLA target {target:g} far beyond", None  # keep the bars readable
+    scale = max([*values, target or 0.0]) * 1.05 or 1.0
     width = max(len(c.label) for c in comps)
-    lines = [f"{title} (0 to {scale:.3g})"]
+    lines = [f"{title} (0 to {scale:.3g}{beyond})"]
     for c in comps:
         m = c.get(metric)  # type: ignore[arg-type]
         band = (m.low, m.high) if m.low is not None and m.high is not None else None

@@ -14,17 +14,16 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from typing import TYPE_CHECKING
+
 from servewise.perfdata.errors import DataError, EndpointError, ServewiseError, UsageError
-from servewise.profiles import load_profile, profile_from_dict, save_profile
-from servewise.profiles.schema import Profile
-from servewise.wizard.bench import predict, runner
-from servewise.wizard.bench.chart import format_report
-from servewise.wizard.bench.predict import Predictor, planned_concurrency
-from servewise.wizard.bench.progress import Progress
-from servewise.wizard.bench.report import build_report, default_results_path, save_results
-from servewise.wizard.bench.results import BenchReport
 from servewise.wizard.exitcodes import ExitCode
-from servewise.wizard.output import info, print_json
+
+if TYPE_CHECKING:  # the load generator (httpx, the estimator) is imported when bench runs, not on every CLI start
+    from servewise.profiles.schema import Profile
+    from servewise.wizard.bench import runner
+    from servewise.wizard.bench.predict import Predictor
+    from servewise.wizard.bench.results import BenchReport
 
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_MAX_DURATION_S = 1800.0
@@ -82,8 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--request-rate", type=_float_list, metavar="R1,R2,...",
                       help="open loop: Poisson arrivals at these request rates per second")
     p.add_argument("--requests", type=_positive(int), metavar="K",
-                   help=f"measured requests per level (default {REQUESTS_PER_SLOT} x concurrency; open loop: "
-                        f"{RATE_WINDOW_S:g} s of arrivals, at least 10)")
+                   help=f"measured requests per level, at least the concurrency (default {REQUESTS_PER_SLOT} x "
+                        f"concurrency; open loop: {RATE_WINDOW_S:g} s of arrivals, at least 10)")
     p.add_argument("--warmup", type=int, metavar="N", help="warm-up requests per level, not measured "
                    "(default: one per concurrency slot; open loop 1)")
     p.add_argument("--timeout", type=_positive(float), default=DEFAULT_TIMEOUT_S, metavar="S",
@@ -120,6 +119,9 @@ def default_sweep(top: int) -> list[int]:
 
 
 def levels_from(a: argparse.Namespace, profile: Profile) -> tuple[runner.Level, ...]:
+    from servewise.wizard.bench import runner
+    from servewise.wizard.bench.predict import planned_concurrency
+
     if a.warmup is not None and a.warmup < 0:
         raise UsageError("--warmup must be 0 or more")
     rates = a.request_rate
@@ -133,7 +135,8 @@ def levels_from(a: argparse.Namespace, profile: Profile) -> tuple[runner.Level, 
                 raise UsageError("--concurrency-sweep: the profile has no planned concurrency; give the levels")
             concs = default_sweep(top)
     if concs is not None:
-        return tuple(runner.Level(concurrency=c, requests=a.requests or REQUESTS_PER_SLOT * c,
+        # a closed loop never reaches concurrency c with fewer than c requests
+        return tuple(runner.Level(concurrency=c, requests=max(c, a.requests or REQUESTS_PER_SLOT * c),
                                   warmup=c if a.warmup is None else a.warmup) for c in concs)
     return tuple(runner.Level(request_rate=r, requests=a.requests or max(10, math.ceil(RATE_WINDOW_S * r)),
                               warmup=1 if a.warmup is None else a.warmup) for r in rates)
@@ -151,6 +154,8 @@ def _resolved(profile: Profile) -> tuple[int | None, str | None, list[str]]:
 
 
 def settings_from(a: argparse.Namespace, profile: Profile, vocab_size: int | None) -> runner.Settings:
+    from servewise.wizard.bench import runner
+
     key = os.environ.get(a.api_key_env, "") if a.api_key_env else ""
     gpus = profile.plan.gpus if profile.plan else profile.hardware.total_gpus
     return runner.Settings(url=normalize_url(a.url), model=a.model or profile.model.served_name or profile.model.id,
@@ -161,6 +166,13 @@ def settings_from(a: argparse.Namespace, profile: Profile, vocab_size: int | Non
 
 
 def run(a: argparse.Namespace, predictor: Predictor | None = None) -> int:
+    from servewise.profiles import load_profile
+    from servewise.wizard.bench import predict, runner
+    from servewise.wizard.bench.chart import format_report
+    from servewise.wizard.bench.progress import Progress
+    from servewise.wizard.bench.report import build_report, default_results_path, save_results
+    from servewise.wizard.output import print_json
+
     profile = load_profile(a.profile)
     vocab, engine_version, notes = _resolved(profile)
     s = settings_from(a, profile, vocab)
@@ -202,10 +214,12 @@ def run(a: argparse.Namespace, predictor: Predictor | None = None) -> int:
 
 def _calibrate(a: argparse.Namespace, profile: Profile, r: BenchReport) -> tuple[BenchReport, str | None]:
     """With --calibrate, store the correction points in the profile (atomic save)."""
+    from servewise.profiles import profile_from_dict, save_profile
+
     if not a.calibrate:
         return r, None
-    if r.failed or r.stopped:
-        return r, None  # the endpoint error is reported instead; a failing run calibrates nothing
+    if r.failed or r.stopped:  # the endpoint error is reported instead; a failing run calibrates nothing
+        return r.model_copy(update={"notes": [*r.notes, "not calibrated: requests failed"]}), None
     if r.calibration is None:
         return r, ("--calibrate: no prediction to calibrate against (the plan has no performance estimates "
                    "for this profile)")
@@ -214,8 +228,6 @@ def _calibrate(a: argparse.Namespace, profile: Profile, r: BenchReport) -> tuple
     kinds = sorted({p.metric for p in r.calibration.points})
     note = (f"calibration: {len(r.calibration.points)} correction points ({', '.join(kinds)}) written to {a.profile}; "
             "plan and estimate now apply them")
-    if not a.json:
-        info(note)
     return r.model_copy(update={"calibrated": True, "notes": [*r.notes, note]}), None
 
 
