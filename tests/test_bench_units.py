@@ -213,3 +213,24 @@ def test_default_sweep_and_url_normalisation():
     assert normalize_url("https://h/prefix/v1") == "https://h/prefix"
     with pytest.raises(UsageError):
         normalize_url("h:8000")
+
+
+def test_progress_bar_on_a_terminal_and_lines_elsewhere():
+    import io
+
+    from servewise.wizard.bench.progress import Progress
+
+    out = io.StringIO()
+    bar = Progress("bar", out)
+    bar.start("c=2", 4)
+    for i in range(4):
+        bar(RequestRecord(i, 0.0, error="timeout" if i == 1 else None))
+    bar.finish("4/4 done")
+    text = out.getvalue()
+    assert "\r\x1b[2Kc=2 [" in text and "4/4, 1 failed" in text and text.endswith("c=2: 4/4 done\n")
+    lines = io.StringIO()
+    plain = Progress("lines", lines)
+    plain.start("c=1", 1)
+    plain(RequestRecord(0, 0.0))
+    plain.finish("ok")
+    assert lines.getvalue() == "c=1: ok\n"

@@ -39,6 +39,11 @@ def build_report(profile: Profile, s: Settings, state: BenchState, predictor: Pr
     if short:
         notes.append(f"{short} answers did not have exactly {s.osl} output tokens (the server may ignore "
                      "ignore_eos); TPOT uses the count each answer reported")
+    off = [lv for lv in levels if lv.input_tokens_mean is not None
+           and abs(lv.input_tokens_mean - s.isl) > max(2.0, 0.02 * s.isl)]
+    if off:
+        notes.append(f"prompts averaged {off[0].input_tokens_mean:g} tokens by the server's count for ISL {s.isl} "
+                     f"({', '.join(lv.label for lv in off)})")
     sidecar = sidecar_name(profile_path, results_json) if profile_path and results_json else None
     source = f"servewise bench {s.url} on {date.today().isoformat()}"
     cal: Calibration | None = calibration_from(levels, [raw for raw, _ in pairs], source=source,
