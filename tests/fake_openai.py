@@ -62,6 +62,7 @@ class FakeConfig:
     eos_after: int = 3                  # tokens before a natural end when ignore_eos is not honoured
     hang_s: float = 0.0                 # sleep this long before answering anything
     chars_per_token: float = 3.7        # the fake tokenizer of text prompts
+    api_key: str | None = None          # when set, requests must carry "authorization: Bearer <key>"
     chat_template_tokens: int = 7
 
 
@@ -200,7 +201,11 @@ class FakeServer:
                 req = await http.read_request()
                 if req is None:
                     break
-                method, path, _, body = req
+                method, path, headers, body = req
+                key = self.config.api_key
+                if key and headers.get("authorization") != f"Bearer {key}":
+                    await http.json(401, {"error": {"message": "invalid API key", "type": "Unauthorized"}})
+                    continue
                 if not await self._route(http, method, path.split("?")[0], body):
                     break
         except (ConnectionError, asyncio.IncompleteReadError):

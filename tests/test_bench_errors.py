@@ -97,3 +97,18 @@ def test_bad_flags_exit_2(tmp_path, argv, needle):
 def test_missing_profile_exit_2(tmp_path):
     r = run_cli("bench", "--profile", str(tmp_path / "none.yaml"), "--url", "http://127.0.0.1:1")
     assert r.code == 2 and "no such file" in r.err
+
+
+def test_bearer_token_from_the_environment(tmp_path, fake, monkeypatch):
+    srv = fake(FakeConfig(**QUICK, api_key="s3cret"))
+    prof = write_profile(tmp_path / "p.yaml", concurrency=1)
+    r = _bench(prof, srv.url)
+    assert r.code == 6 and "HTTP 401 at" in _one_line(r.err) and "invalid API key" in r.err
+    monkeypatch.setenv("SERVING_KEY", "s3cret")
+    assert _bench(prof, srv.url, "--api-key-env", "SERVING_KEY").code == 0
+
+
+def test_text_prompts_need_the_servers_token_counts(tmp_path, fake):
+    srv = fake(FakeConfig(**QUICK, accept_token_ids=False, report_usage=False))
+    r = _bench(write_profile(tmp_path / "p.yaml"), srv.url)
+    assert r.code == 6 and "no token usage reported" in _one_line(r.err)

@@ -152,3 +152,11 @@ def test_progress_goes_to_stderr_one_line_per_level_without_json(tmp_path, fake)
     assert [ln.split(":")[0] for ln in r.err.splitlines()] == ["c=1", "c=2"]
     assert "TTFT ms mean/p50/p90/p99" in r.out and "SLA met at concurrency 2" in r.out
     assert "results: " in r.out
+
+
+def test_without_usage_reports_token_events_are_counted(tmp_path, fake):
+    srv = fake(FakeConfig(**law(0.01, 0.0, 0.002, 0.0), report_usage=False, jitter=0.0))
+    r = _bench(write_profile(tmp_path / "p.yaml", concurrency=1), srv.url, "--requests", "3")
+    assert r.code == 0, r.err
+    lv = report_of(r.out)["levels"][0]
+    assert lv["output_tokens_mean"] == OSL and lv["input_tokens_mean"] is None and lv["short_outputs"] == 0
