@@ -157,7 +157,7 @@ def with_weights_dtype(rm: ResolvedModel, weights_dtype: str) -> ResolvedModel:
                        quant=plain_scheme(fmt), weight_bytes=served.weight_bytes, weight_bytes_source="architecture")
     raise ConfigError(f"{rm.id} is a {ckpt} checkpoint; it cannot be served as {weights_dtype} "
                       f"(use a {weights_dtype} checkpoint of the model, or --weights-dtype auto)",
-                      field="--weights-dtype")
+                      field="model.weights_dtype")
 
 
 def resolve_hardware(hw: Hardware) -> ResolvedHardware:

@@ -8,14 +8,51 @@ Every message is one line that names the file, field or flag at fault and what t
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line: runs of whitespace (newlines included) become one space, and other
+    control characters are shown escaped, so a message never moves a terminal's cursor."""
+    flat = " ".join(str(text).split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
 
 
 class ServewiseError(Exception):
-    """Base of every error meant for a user: ``str(err)`` is one line."""
+    """Base of every error meant for a user: ``str(err)`` is one line.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+    ``path`` names the file and ``field`` the profile field (dotted path, e.g. ``workload.isl``)
+    at fault, when known; the front door shows them as ``FILE: FIELD: message``, or turns the
+    field into its command-line flag when the request came from flags.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, path: str | None = None) -> None:
+        self.message = one_line(message)
+        self.field, self.path = field, path
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return ": ".join(one_line(p) for p in (self.path, self.field) if p) + \
+            (": " if self.path or self.field else "") + self.message
+
+
+@contextmanager
+def located(*, path: str | None = None, field: str | None = None) -> Iterator[None]:
+    """Errors raised inside the block that name no file (field) are about ``path`` (``field``)."""
+    try:
+        yield
+    except ServewiseError as e:
+        if e.path is None and path is not None:
+            e.path = path
+        if e.field is None and field is not None:
+            e.field = field
+        raise
+
+
+def error_field(field: str):  # type: ignore[no-untyped-def]
+    """Errors raised inside the block that name no field are about ``field``."""
+    return located(field=field)
 
 
 class UsageError(ServewiseError):

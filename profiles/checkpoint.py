@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from servewise.perfdata.errors import DataError, UsageError, closest
 from servewise.perfdata.models import all_models, find_model, trim_config
 from servewise.profiles.safetensors_meta import SafetensorsSummary, summarize_local, summarize_params
+from servewise.profiles.schema import HF_ID, is_local_model_path
 
 DEADLINE_S = float(os.environ.get("SERVEWISE_HUB_TIMEOUT_S", "8"))
 _CONFIG = "config.json"
@@ -53,17 +54,23 @@ class CheckpointFacts:
         return rec
 
 
-def is_local_path(model_id: str) -> bool:
-    """``./x``, ``../x``, ``/x``, ``~/x`` (and ``.``) name a folder; anything else is an id."""
-    return model_id in (".", "..") or model_id.startswith(("./", "../", "/", "~"))
+is_local_path = is_local_model_path
+
+
+MAX_CONFIG_BYTES = 16 * 1024**2  # config.json files are kilobytes; tokenizer-sized ones stay far below
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise DataError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024**2} MiB; not a {what}")
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read {what} ({e.strerror or e})") from None
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read {what} ({e.strerror or e})") from None
-    return _parse_json(raw, f"{path}")
+    return _parse_json(_read_bytes(path, what), f"{path}")
 
 
 def _parse_json(raw: bytes, where: str) -> dict[str, Any]:
@@ -72,6 +79,8 @@ def _parse_json(raw: bytes, where: str) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         pos = f" (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
         raise DataError(f"{where}: not valid JSON{pos}") from None
+    except RecursionError:
+        raise DataError(f"{where}: JSON nested too deeply to be a model configuration") from None
     if not isinstance(doc, dict):
         raise DataError(f"{where}: expected a JSON object")
     return doc
@@ -89,7 +98,7 @@ def read_local(path_text: str) -> CheckpointFacts:
     cfg_path = path / _CONFIG
     if not cfg_path.is_file():
         raise DataError(f"--model {path_text}: no config.json in the folder; not a Hugging Face checkpoint")
-    raw = cfg_path.read_bytes()
+    raw = _read_bytes(cfg_path, _CONFIG)
     config = _parse_json(raw, str(cfg_path))
     hfq = _read_json(path / _HF_QUANT, _HF_QUANT) if (path / _HF_QUANT).is_file() else None
     return CheckpointFacts(path_text, "local", config, hfq, summarize_local(path, config), None, _hash(raw))
@@ -184,7 +193,7 @@ def fetch_hub(repo_id: str, revision: str | None = None, *, client: HubClient | 
         if not offline:
             rev, files, params = c.model_info(repo_id, revision, deadline)
         cfg_path = c.download(repo_id, _CONFIG, rev, deadline, offline)
-        raw = cfg_path.read_bytes()
+        raw = _read_bytes(cfg_path, _CONFIG)
         config = _parse_json(raw, f"{repo_id}/{_CONFIG}")
         hfq = None
         if files is None or _HF_QUANT in files:
@@ -222,9 +231,9 @@ def load_checkpoint(model_id: str, revision: str | None = None) -> CheckpointFac
         if revision:
             raise UsageError("--revision applies to Hugging Face ids, not to a local folder")
         return read_local(model_id)
-    if model_id.count("/") != 1 or any(not part for part in model_id.split("/")):
-        raise DataError(f"--model {model_id!r} is neither a catalog id, a Hugging Face id (org/name) nor a local "
-                        f"folder (./path); list the catalog with `servewise models`")
+    if not HF_ID.match(model_id):
+        raise DataError(f"--model {model_id!r} is neither a catalog id, a Hugging Face id (org/name: letters, digits, "
+                        f"'-', '_', '.') nor a local folder (./path); list the catalog with `servewise models`")
     return fetch_hub(model_id, revision)
 
 

@@ -9,6 +9,7 @@ and the profile's ``Hardware`` live in ``profiles.detected_hardware``.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,11 @@ NVLINK_GENERATION = {1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 5, 8: 6}
 # nvmlGpuTopologyLevel_t -> the closest common ancestor of two GPUs, in words.
 TOPOLOGY_LEVELS = {0: "same-board", 10: "pcie-switch", 20: "pcie-switches", 30: "host-bridge",
                    40: "cpu-socket", 50: "cross-socket"}
+# What a driver may plausibly report; anything outside is treated as not reported. NVML names fit
+# NVML_DEVICE_NAME_V2_BUFFER_SIZE (96 bytes); no machine has thousands of GPUs or a petabyte on one.
+MAX_TEXT = 96
+MAX_DEVICES = 1024
+MAX_MEMORY_BYTES = 10**14
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,9 @@ def detect(nvml: Any = None) -> Detection:
     try:
         return _query(_Nvml(nvml))
     except (nvml.NVMLError, _GpuLost) as e:
-        return failed(f"NVML query failed: {e}")
+        return failed(f"NVML query failed: {_text(str(e), 300)}")
+    except Exception as e:  # noqa: BLE001 - a driver or binding answering nonsense: detection fails, not servewise
+        return failed(f"NVML query failed ({type(e).__name__}: {_text(str(e), 300)})")
     finally:
         try:
             nvml.nvmlShutdown()
@@ -176,15 +184,29 @@ class _Nvml:
             return None
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, limit: int = MAX_TEXT) -> str | None:
+    """A string from the driver, safe to print and to store: control and format characters (escape
+    sequences, bidi overrides) removed, whitespace collapsed, at most ``limit`` characters."""
     if value is None:
         return None
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
+                   or c.isspace())
+    return " ".join(text.split())[:limit]
+
+
+def _size(value: Any, *, positive: bool = False) -> int | None:
+    """A byte count from the driver, or None when it is not a plausible one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if (0 < value if positive else 0 <= value) and value <= MAX_MEMORY_BYTES else None
 
 
 def _query(q: _Nvml) -> Detection:
     count = q.req("nvmlDeviceGetCount")
-    driver = _text(q.opt("nvmlSystemGetDriverVersion"))
+    driver = _text(q.opt("nvmlSystemGetDriverVersion"), 50)
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_DEVICES:
+        return failed(f"the NVIDIA driver reports an impossible GPU count ({_text(repr(count), 40)})")
     cuda = q.opt("nvmlSystemGetCudaDriverVersion")
     cuda_text = f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) and cuda > 0 else None
     if count == 0:
@@ -203,7 +225,11 @@ def _query(q: _Nvml) -> Detection:
         except _GpuLost as e:
             gpus.append(DetectedGpu(index=i, name=None, error=f"GPU {i} is lost ({e}); it is left out"))
         except q.m.NVMLError as e:
-            gpus.append(DetectedGpu(index=i, name=None, error=f"GPU {i} could not be queried ({e}); it is left out"))
+            gpus.append(DetectedGpu(index=i, name=None,
+                                    error=f"GPU {i} could not be queried ({_text(str(e))}); it is left out"))
+        except Exception as e:  # noqa: BLE001 - one device answering nonsense does not hide the others
+            gpus.append(DetectedGpu(index=i, name=None, error=f"GPU {i} could not be queried "
+                                    f"({type(e).__name__}: {_text(str(e))}); it is left out"))
     links = _links(q, whole_gpus)
     from servewise.profiles.detected_hardware import finish
 
@@ -219,16 +245,17 @@ def _memory(q: _Nvml, handle: Any) -> dict[str, int | None]:
         mem = q.opt("nvmlDeviceGetMemoryInfo", handle)
     if mem is None:
         return {}
-    return {"memory_total_bytes": int(mem.total), "memory_reserved_bytes": None if reserved is None else int(reserved),
-            "memory_free_bytes": int(mem.free), "memory_used_bytes": int(mem.used)}
+    return {"memory_total_bytes": _size(getattr(mem, "total", None), positive=True),
+            "memory_reserved_bytes": _size(reserved), "memory_free_bytes": _size(getattr(mem, "free", None)),
+            "memory_used_bytes": _size(getattr(mem, "used", None))}
 
 
 def _processes(q: _Nvml, handle: Any) -> dict[str, int | None]:
     procs = q.opt("nvmlDeviceGetComputeRunningProcesses", handle)
     if procs is None:
         return {}
-    used = [p.usedGpuMemory for p in procs if getattr(p, "usedGpuMemory", None) is not None]
-    return {"processes": len(procs), "processes_memory_bytes": int(sum(used))}
+    used = [_size(getattr(p, "usedGpuMemory", None)) for p in procs]
+    return {"processes": len(procs), "processes_memory_bytes": sum(u for u in used if u is not None)}
 
 
 def _device(q: _Nvml, index: int, handle: Any, ends: list[str] | None, generation: int | None) -> DetectedGpu:
@@ -239,11 +266,18 @@ def _device(q: _Nvml, index: int, handle: Any, ends: list[str] | None, generatio
     return DetectedGpu(
         index=index, name=_text(q.req("nvmlDeviceGetName", handle)), uuid=_text(q.opt("nvmlDeviceGetUUID", handle)),
         pci_bus_id=_text(getattr(pci, "busId", None)), **_memory(q, handle),
-        compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
-        power_limit_w=power_mw / 1000.0 if power_mw else None,
+        compute_capability=_compute_capability(cc),
+        power_limit_w=power_mw / 1000.0 if isinstance(power_mw, int) and 0 < power_mw < 10**8 else None,
         mig_enabled=None if mig is None else mig[0] == getattr(q.m, "NVML_DEVICE_MIG_ENABLE", 1),
         **_processes(q, handle), nvlink_active_links=None if ends is None else len(ends),
         nvlink_generation=generation)
+
+
+def _compute_capability(cc: Any) -> str | None:
+    """``(9, 0)`` -> ``"9.0"``; None for anything that is not a pair of small whole numbers."""
+    if isinstance(cc, tuple | list) and len(cc) == 2 and all(isinstance(v, int) and 0 <= v < 100 for v in cc):
+        return f"{cc[0]}.{cc[1]}"
+    return None
 
 
 def _mig_instances(q: _Nvml, index: int, handle: Any, parent: DetectedGpu) -> list[DetectedGpu]:

@@ -10,14 +10,16 @@ import yaml
 from servewise.profiles.errors import ProfileError
 from servewise.profiles.schema import Profile
 from servewise.profiles.store import profile_from_dict, profile_to_dict
+from servewise.profiles.yamlio import loads_strict
 
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 
 
 def parse_value(text: str) -> Any:
-    """A YAML scalar or flow collection: ``8``, ``0.9``, ``true``, ``null``, ``[a, b]``, ``prod``."""
+    """A YAML scalar or flow collection: ``8``, ``0.9``, ``true``, ``null``, ``[a, b]``, ``prod``; read
+    as strictly as a profile file (no tags, no aliases). What is not YAML stays a string."""
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        return loads_strict(text) if text.strip() else ""
     except yaml.YAMLError:
         return text
 

@@ -81,7 +81,7 @@ def read_header(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: truncated safetensors header")
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise DataError(f"{path}: safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise DataError(f"{path}: safetensors header is not a JSON object")
@@ -101,7 +101,9 @@ def _tensor_bytes(path: Path, name: str, t: Any) -> tuple[str, int, int]:
         numel *= d
     nbytes = int(numel * DTYPE_BYTES[dtype])
     off = t.get("data_offsets")
-    if off is not None and (not isinstance(off, list) or len(off) != 2 or off[1] - off[0] != nbytes):
+    if off is not None and (not isinstance(off, list) or len(off) != 2 or
+                            not all(isinstance(o, int) and not isinstance(o, bool) for o in off) or
+                            off[1] - off[0] != nbytes):
         raise DataError(f"{path}: tensor {name!r} data_offsets {off!r} disagree with {dtype} {shape}")
     return dtype, numel, nbytes
 
@@ -116,7 +118,7 @@ def summarize_local(folder: Path, config: dict[str, Any] | None = None) -> Safet
         if index.is_file():
             try:
                 total = json.loads(index.read_text())["metadata"]["total_size"]
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, RecursionError):
                 raise DataError(f"{index}: no metadata.total_size and no .safetensors shards beside it") from None
             if not isinstance(total, int) or total <= 0:
                 raise DataError(f"{index}: metadata.total_size {total!r} is not a positive integer")

@@ -9,9 +9,12 @@ so v1 can stay frozen; a change of shape means v2 and a migration (``migrations.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from servewise.profiles.secrets import secret_flag_with_value, token_kind
 
 SCHEMA_VERSION = 1
 
@@ -26,16 +29,47 @@ _CATALOG_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+){1,3}([a-z0-9.+-]*)$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$")
 _SAFE_TEXT = re.compile(r"^[^\x00-\x1f\x7f]*$")
+_SIDECAR = re.compile(r"^[^/\x00-\x1f][^\x00-\x1f]*$")
+# A Hugging Face repo id as the Hub accepts it (huggingface_hub validate_repo_id): org/name, each part
+# letters, digits, '-', '_' and '.', at most 96 characters, no '--' or '..'.
+HF_ID = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def is_local_model_path(model_id: str) -> bool:
+    """``./x``, ``../x``, ``/x``, ``~/x`` (and ``.``, ``..``) name a checkpoint folder; anything else is an id."""
+    return model_id in (".", "..") or model_id.startswith(("./", "../", "/", "~"))
 
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
 Tokens = Annotated[int, Field(ge=1, le=100_000_000)]
 PositiveMs = Annotated[float, Field(gt=0, le=86_400_000, allow_inf_nan=False)]
-Band = Annotated[list[float], Field(min_length=2, max_length=2, description="[low, high]")]
+Figure = Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)]
+Band = Annotated[list[Figure], Field(min_length=2, max_length=2, description="[low, high]")]
+Bytes = Annotated[int, Field(ge=0, le=10**15)]
+
+# What a pattern means, for error messages (pydantic would print the regular expression).
+PATTERN_MEANING = {
+    _SAFE_TEXT.pattern: "must not contain control characters (newlines, tabs, escape sequences)",
+    _CATALOG_ID.pattern: "must be a catalog id: lowercase letters, digits and '-' (see `servewise gpus`)",
+    _VERSION.pattern: "must be a version number such as 0.33.0",
+    _IMAGE.pattern: "must be a container image such as vllm/vllm-openai:v0.33.0 (registry/name:tag[@sha256:...])",
+    _SIDECAR.pattern: "must be a file path relative to the profile's folder (no leading '/', no control characters)",
+}
+# Unicode categories refused in every string: control, format (bidi overrides, zero-width
+# characters), surrogates, private use, line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
-def dns1123(value: str, what: str, max_len: int = 63) -> str:
+class FieldValueError(ValueError):
+    """A cross-field check that failed on ``field`` (a dotted path from where it was raised)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def dns1123(value: str, max_len: int = 63) -> str:
     if len(value) > max_len or not _DNS1123.match(value):
-        raise ValueError(f"{what} {value!r} is not a valid Kubernetes name (lowercase letters, digits and '-', "
+        raise ValueError(f"{value!r} is not a valid Kubernetes name (lowercase letters, digits and '-', "
                          f"starting and ending with a letter or digit, at most {max_len} characters)")
     return value
 
@@ -58,10 +92,10 @@ class CustomGpu(_Strict):
 class Fingerprint(_Strict):
     """What NVML saw, so a replay on other hardware can warn."""
 
-    names: list[str]
+    names: list[Annotated[str, Field(max_length=200, pattern=_SAFE_TEXT.pattern)]] = Field(max_length=4096)
     count: Count
-    memory_bytes: list[int]
-    driver_version: str | None = None
+    memory_bytes: list[Bytes] = Field(max_length=4096)
+    driver_version: str | None = Field(default=None, max_length=50, pattern=_SAFE_TEXT.pattern)
 
 
 class Hardware(_Strict):
@@ -98,6 +132,14 @@ class Model(_Strict):
     served_name: str | None = Field(default=None, min_length=1, max_length=400, pattern=_SAFE_TEXT.pattern)
     architecture: dict[str, object] | None = Field(
         default=None, description="resolved config.json fields of a non-catalog model, so replay needs no network")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not is_local_model_path(v) and not HF_ID.match(v):
+            raise ValueError(f"{v!r} is neither a Hugging Face id (org/name: letters, digits, '-', '_', '.') nor a "
+                             "local checkpoint folder (./path, /path, ~/path)")
+        return v
 
 
 # ----------------------------------------------------------------------------- workload / SLA
@@ -183,27 +225,28 @@ class Worker(_Strict):
 
 
 class Estimates(_Strict):
-    """The figures the plan was chosen on (metric definitions: ARCHITECTURE.md section 3)."""
+    """The figures the plan was chosen on (metric definitions: ARCHITECTURE.md section 3); finite and
+    non-negative."""
 
-    ttft_ms: float | None = None
+    ttft_ms: Figure | None = None
     ttft_ms_range: Band | None = None
-    tpot_ms: float | None = None
+    tpot_ms: Figure | None = None
     tpot_ms_range: Band | None = None
-    output_tokens_per_s: float | None = None
+    output_tokens_per_s: Figure | None = None
     output_tokens_per_s_range: Band | None = None
-    output_tokens_per_s_per_gpu: float | None = None
+    output_tokens_per_s_per_gpu: Figure | None = None
     output_tokens_per_s_per_gpu_range: Band | None = None
-    tokens_per_s_per_user: float | None = None
+    tokens_per_s_per_user: Figure | None = None
     tokens_per_s_per_user_range: Band | None = None
-    requests_per_s: float | None = None
-    concurrency: float | None = None
-    kv_transfer_ms: float | None = None
-    kv_cache_tokens: int | None = None
-    max_concurrency: float | None = None
-    weights_bytes: int | None = None
-    kv_cache_bytes: int | None = None
-    cost_per_million_tokens_usd: float | None = None
-    provenance: str | None = None
+    requests_per_s: Figure | None = None
+    concurrency: Figure | None = None
+    kv_transfer_ms: Figure | None = None
+    kv_cache_tokens: Bytes | None = None
+    max_concurrency: Figure | None = None
+    weights_bytes: Bytes | None = None
+    kv_cache_bytes: Bytes | None = None
+    cost_per_million_tokens_usd: Figure | None = None
+    provenance: str | None = Field(default=None, max_length=2000, pattern=_SAFE_TEXT.pattern)
 
 
 class AggPlan(_Strict):
@@ -245,8 +288,13 @@ class Calibration(_Strict):
 
     source: str = Field(max_length=500, pattern=_SAFE_TEXT.pattern, description="what was measured (URL, date)")
     points: list[CorrectionPoint] = Field(default_factory=list)
-    sidecar: str | None = Field(default=None, max_length=400, pattern=r"^[^/\x00-\x1f][^\x00-\x1f]*$",
+    sidecar: str | None = Field(default=None, max_length=400, pattern=_SIDECAR.pattern,
                                 description="a results file next to the profile")
+    deployment: str | None = Field(default=None, max_length=500, pattern=_SAFE_TEXT.pattern,
+                                   description="the configuration measured; the points apply only to it "
+                                               "(null: to any)")
+    isl: Tokens | None = Field(default=None, description="input tokens per request when measured")
+    osl: Tokens | None = Field(default=None, description="output tokens per request when measured")
 
 
 # ----------------------------------------------------------------------------- deploy
@@ -273,12 +321,12 @@ class Deploy(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        return None if v is None else dns1123(v, "deploy.name", 40)
+        return None if v is None else dns1123(v, 40)
 
     @field_validator("namespace", "model_cache_pvc", "hf_token_secret")
     @classmethod
-    def _k8s_names(cls, v: str, info) -> str:  # type: ignore[no-untyped-def]
-        return dns1123(v, f"deploy.{info.field_name}")
+    def _k8s_names(cls, v: str) -> str:
+        return dns1123(v)
 
     @field_validator("targets")
     @classmethod
@@ -289,8 +337,8 @@ class Deploy(_Strict):
 
 
 class Generator(_Strict):
-    servewise: str = Field(max_length=50)
-    perfdata: str = Field(max_length=50)
+    servewise: str = Field(max_length=50, pattern=_SAFE_TEXT.pattern)
+    perfdata: str = Field(max_length=50, pattern=_SAFE_TEXT.pattern)
 
 
 # ----------------------------------------------------------------------------- the profile
@@ -309,22 +357,60 @@ class Profile(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Profile:
+        check_strings(self)
         hw = self.hardware
         if self.plan is not None:
             if self.plan.gpus > hw.total_gpus:
-                raise ValueError(f"plan: uses {self.plan.gpus} GPUs but hardware has {hw.total_gpus} "
-                                 f"(hardware.gpus_per_node x hardware.nodes)")
+                raise FieldValueError("plan", f"uses {self.plan.gpus} GPUs but hardware has {hw.total_gpus} "
+                                              f"(hardware.gpus_per_node x hardware.nodes)")
             workers = [("plan.worker", self.plan.worker)] if isinstance(self.plan, AggPlan) else \
                 [("plan.prefill", self.plan.prefill), ("plan.decode", self.plan.decode)]
             for path, w in workers:
                 if w.attention_dp and w.dp == 1:
-                    raise ValueError(f"{path}.attention_dp needs {path}.dp > 1")
-                if self.model.max_model_len and w.max_num_batched_tokens < 1:
-                    raise ValueError(f"{path}.max_num_batched_tokens must be positive")
+                    raise FieldValueError(f"{path}.attention_dp", f"needs {path}.dp > 1")
             if isinstance(self.plan, AggPlan) and (self.deploy.extra_args.prefill or self.deploy.extra_args.decode):
-                raise ValueError("deploy.extra_args.prefill/decode apply to disaggregated plans only")
+                raise FieldValueError("deploy.extra_args", "prefill/decode apply to disaggregated plans only")
             if isinstance(self.plan, DisaggPlan) and self.deploy.extra_args.agg:
-                raise ValueError("deploy.extra_args.agg applies to aggregated plans only")
+                raise FieldValueError("deploy.extra_args.agg", "applies to aggregated plans only")
         if hw.prefill_gpu is not None and "disagg" not in self.search.modes:
-            raise ValueError("hardware.prefill_gpu needs 'disagg' in search.modes")
+            raise FieldValueError("hardware.prefill_gpu", "needs 'disagg' in search.modes")
+        for role in ("agg", "prefill", "decode"):
+            found = secret_flag_with_value(getattr(self.deploy.extra_args, role))
+            if found:
+                i, flag = found
+                raise FieldValueError(f"deploy.extra_args.{role}[{i}]",
+                                      f"{flag} takes a secret; servewise never writes secrets into artifacts: "
+                                      "give it to the engine through its environment variable (e.g. VLLM_API_KEY) "
+                                      "or a Kubernetes Secret instead")
         return self
+
+
+def _strings(value: Any, path: str):  # type: ignore[no-untyped-def]
+    """Every string in a profile (keys of free-form mappings included) with its field path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _strings(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield f"{path}.{k}", k
+            yield from _strings(v, f"{path}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{path}[{i}]")
+
+
+def check_strings(part: BaseModel, prefix: str = "") -> None:
+    """No string in a profile (or a part of one, at field path ``prefix``) holds a control / format
+    character (bidi overrides, zero-width characters) or a value that looks like a credential."""
+    for path, text in _strings(part, prefix):
+        bad = next((c for c in text if unicodedata.category(c) in _REFUSED_CATEGORIES), None)
+        if bad is not None:
+            raise FieldValueError(path, f"contains the invisible or control character U+{ord(bad):04X} "
+                                        f"({unicodedata.name(bad, 'unnamed')}); remove it")
+        kind = token_kind(text)
+        if kind:
+            raise FieldValueError(path, f"looks like {kind}; servewise never stores secrets in a profile: "
+                                        "keep it in the environment (HF_TOKEN) or a Kubernetes Secret "
+                                        "(deploy.hf_token_secret) and remove it here")

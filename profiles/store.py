@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from servewise.perfdata.errors import located
+from servewise.profiles.atomic import atomic_write_text
 from servewise.profiles.errors import ProfileError
 from servewise.profiles.migrations import migrate
-from servewise.profiles.schema import Profile
+from servewise.profiles.schema import PATTERN_MEANING, FieldValueError, Profile, check_strings
 from servewise.profiles.yamlio import MAX_PROFILE_BYTES, dumps, loads_strict
 
+M = TypeVar("M", bound=BaseModel)
 
-def _loc(loc: tuple[Any, ...]) -> str:
+
+def _loc(loc: tuple[Any, ...]) -> str | None:
     parts: list[str] = []
     for p in loc:
         if isinstance(p, int):
@@ -27,27 +30,51 @@ def _loc(loc: tuple[Any, ...]) -> str:
             continue
         else:
             parts.append(("." if parts else "") + str(p))
-    return "".join(parts) or "(top level)"
+    return "".join(parts) or None
 
 
-def validation_message(err: ValidationError) -> tuple[str, str]:
-    """The first error of a pydantic ValidationError as (field path, one-line message)."""
+def validation_message(err: ValidationError) -> tuple[str | None, str]:
+    """The first error of a pydantic ValidationError as (field path or None, one-line message).
+
+    A cross-field validator names its field by raising ``FieldValueError`` (the field path is then
+    that error's ``field``, not the model's top level)."""
     first = err.errors(include_url=False)[0]
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key (check the spelling; see `servewise profile schema`)"
     elif first["type"] == "missing":
         msg = "required field is missing"
+    elif first["type"] == "string_pattern_mismatch":
+        msg = PATTERN_MEANING.get(str((first.get("ctx") or {}).get("pattern")), msg)
+    cause = (first.get("ctx") or {}).get("error")
     msg = msg.removeprefix("Value error, ")
+    field = _loc(first["loc"])
+    if isinstance(cause, FieldValueError):
+        field, msg = ".".join(p for p in (field, cause.field) if p), str(cause)
     extra = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return _loc(first["loc"]), msg + extra
+    return field, msg + extra
+
+
+def validated(cls: type[M], data: Any, *, field: str | None = None, path: str | None = None) -> M:
+    """``cls.model_validate(data)``, a ProfileError naming ``field``'s sub-path on failure (for parts
+    of a profile built from flags or detection rather than read from a file)."""
+    try:
+        part = cls.model_validate(data)
+        check_strings(part, field or "")
+    except ValidationError as e:
+        sub, msg = validation_message(e)
+        raise ProfileError(msg, path=path, field=".".join(p for p in (field, sub) if p) or None) from None
+    except FieldValueError as e:
+        raise ProfileError(str(e), path=path, field=e.field) from None
+    return part
 
 
 def profile_from_dict(doc: Any, *, path: str | None = None) -> Profile:
     """Migrate and validate a raw mapping."""
     if not isinstance(doc, dict):
         raise ProfileError("a profile must be a YAML mapping", path=path)
-    doc = migrate(doc)
+    with located(path=path):
+        doc = migrate(doc)
     try:
         return Profile.model_validate(doc)
     except ValidationError as e:
@@ -61,7 +88,7 @@ def profile_from_dict(doc: Any, *, path: str | None = None) -> Profile:
 
 def parse_profile(text: str, *, path: str | None = None) -> Profile:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_PROFILE_BYTES:
-        raise ProfileError(f"file is larger than {MAX_PROFILE_BYTES // 1000} kB; not a profile", path=path)
+        raise ProfileError(f"file is larger than {MAX_PROFILE_BYTES // 1024} KiB; not a profile", path=path)
     try:
         doc = loads_strict(text)
     except yaml.YAMLError as e:
@@ -83,7 +110,7 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
             raise ProfileError("is a directory, not a profile file", path=shown)
         size = p.stat().st_size
         if size > MAX_PROFILE_BYTES:
-            raise ProfileError(f"file is larger than {MAX_PROFILE_BYTES // 1000} kB; not a profile", path=shown)
+            raise ProfileError(f"file is larger than {MAX_PROFILE_BYTES // 1024} KiB; not a profile", path=shown)
         raw = p.read_bytes()
     except FileNotFoundError:
         raise ProfileError("no such file", path=shown) from None
@@ -107,35 +134,6 @@ def dump_profile(profile: Profile) -> str:
     return dumps(profile_to_dict(profile))
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> None:
-    """Write a file so readers see the old or the new content, never a mix: temp file in the
-    same folder, fsync, rename, fsync the folder."""
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dfd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def save_profile(profile: Profile, path: str | os.PathLike[str]) -> None:
     """Atomically write ``profile`` as YAML."""
     try:
@@ -146,6 +144,8 @@ def save_profile(profile: Profile, path: str | os.PathLike[str]) -> None:
         raise ProfileError("permission denied", path=str(path)) from None
     except IsADirectoryError:
         raise ProfileError("is a directory", path=str(path)) from None
+    except OSError as e:
+        raise ProfileError(f"cannot write the file ({e.strerror or e})", path=str(path)) from None
 
 
 def json_schema() -> dict[str, Any]:

@@ -9,6 +9,7 @@ from servewise.perfdata import get_engine
 from servewise.perfdata.engines import EngineVersion
 from servewise.perfdata.errors import UnknownIdError
 from servewise.profiles.schema import AggPlan, DisaggPlan, Profile
+from servewise.profiles.schema import is_local_model_path as is_local_path
 from servewise.render.errors import RenderError
 from servewise.render.topology import Instance, layout
 
@@ -61,15 +62,11 @@ def _slug(text: str, limit: int = 40) -> str:
     return s or "model"
 
 
-def is_local_path(model_id: str) -> bool:
-    return model_id.startswith(("/", "./", "../", "~"))
-
-
 def _engine_version(profile: Profile) -> EngineVersion:
     try:
         return get_engine(profile.engine.name).version(profile.engine.version)
     except UnknownIdError as e:
-        raise RenderError(f"engine: {e}") from None
+        raise RenderError(e.message, field="engine.version") from None
 
 
 def build_render_context(profile: Profile) -> RenderContext:

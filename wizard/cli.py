@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from servewise.perfdata.errors import ServewiseError, UsageError
-from servewise.wizard.exitcodes import ExitCode, exit_code_for
+from servewise.perfdata.errors import ServewiseError, UsageError, one_line
+from servewise.wizard.exitcodes import ExitCode, exit_code_for, exit_code_for_signal
 
 SUBCOMMANDS = ("wizard", "plan", "estimate", "render", "detect", "models", "gpus", "profile", "bench")
 
@@ -26,14 +28,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from servewise.wizard import flags
-    from servewise.wizard.commands import detect, estimate, gpus, models, plan, profile_cmd, replay, wizard_cmd
+    from servewise.wizard.commands import bench, detect, estimate, gpus, models, plan, profile_cmd, replay, wizard_cmd
 
     parser = _Parser(
         prog="servewise",
         description="Plan LLM serving: memory feasibility, SLA-aware aggregated vs disaggregated search, "
                     "and deployment artifacts for vLLM, SGLang and TensorRT-LLM.",
         epilog="Run `servewise` on a terminal to open the wizard. Exit codes: 0 ok, 1 infeasible, 2 usage, "
-               "3 data, 4 device, 5 drift, 6 endpoint, 130 interrupted.")
+               "3 data, 4 device, 5 drift, 6 endpoint, 70 internal error, 130 interrupted (143 on SIGTERM).")
     parser.add_argument("--version", action="version", version=f"servewise {flags.servewise_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (also SERVEWISE_DEBUG=1)")
     g = parser.add_argument_group("replay a profile (no subcommand)")
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parser(sub)
     gpus.add_parser(sub)
     profile_cmd.add_parser(sub)
+    bench.add_parser(sub)
     parser.set_defaults(handler=None)
     return parser
 
@@ -72,19 +75,70 @@ def _dispatch(args: argparse.Namespace) -> int:
     return open_wizard(profile=None, save=None, debug=bool(getattr(args, "debug", False)))
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP), raised like Ctrl-C so every write in progress cleans up on its way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def interrupts_as_exceptions() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt (Python's default) and SIGTERM/SIGHUP raise ``Interrupted``
+    for the length of one command; the previous handlers come back afterwards."""
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            handler = signal.default_int_handler if sig == signal.SIGINT else _raise_interrupted
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (an embedding program): leave signals alone
+            break
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def error_line(err: ServewiseError, args: argparse.Namespace | None) -> str:
+    """One line for ``err``: ``FILE: FIELD: message``; for a request built from flags (no profile
+    file involved) the field is shown as the flag that sets it."""
+    from servewise.wizard.flags import flag_for
+
+    from_flags = args is not None and not getattr(args, "profile", None)
+    if err.path is None and err.field and from_flags:
+        flag = flag_for(err.field)
+        if flag:
+            return f"{flag}: {err.message}"
+    return str(err)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SERVEWISE_DEBUG", "") not in ("", "0")
+    args = None
     try:
-        args = build_parser().parse_args(argv)
-        return _dispatch(args)
-    except KeyboardInterrupt:
-        sys.stderr.write("servewise: interrupted\n")
-        return ExitCode.INTERRUPT
+        with interrupts_as_exceptions():
+            args = build_parser().parse_args(argv)
+            return _dispatch(args)
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        code = exit_code_for_signal(getattr(e, "signum", signal.SIGINT))
+        how = " (SIGTERM)" if code == ExitCode.TERMINATED else ""
+        sys.stderr.write(f"servewise: interrupted{how}; nothing was left half-written\n")
+        return int(code)
     except ServewiseError as e:
         if debug:
             raise
-        sys.stderr.write(f"servewise: {e}\n")
+        sys.stderr.write(f"servewise: {error_line(e, args)}\n")
         return int(exit_code_for(e))
     except BrokenPipeError:
         try:
@@ -95,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: one line, the traceback only with --debug
         if debug:
             raise
-        detail = " ".join(str(e).split())[:300]
+        detail = one_line(e)[:300]
         sys.stderr.write(f"servewise: internal error ({type(e).__name__}: {detail}); rerun with --debug "
                          "for the traceback and please report it\n")
         return ExitCode.INTERNAL

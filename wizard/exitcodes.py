@@ -16,7 +16,16 @@ class ExitCode(IntEnum):
     DRIFT = 5        # --strict replay: re-planning differs from the pinned plan
     ENDPOINT = 6     # bench: endpoint unreachable or failing
     INTERNAL = 70    # a bug in servewise (EX_SOFTWARE); the message says how to get the traceback
-    INTERRUPT = 130
+    INTERRUPT = 130  # SIGINT (Ctrl-C): 128 + 2
+    TERMINATED = 143  # SIGTERM: 128 + 15, as a shell reports a terminated command
+
+
+def exit_code_for_signal(signum: int) -> int:
+    """128 + the signal number (the shell convention): 130 for Ctrl-C, 143 for SIGTERM."""
+    try:
+        return ExitCode(128 + int(signum))
+    except ValueError:
+        return 128 + int(signum)
 
 
 def exit_code_for(err: BaseException) -> ExitCode:

@@ -10,15 +10,45 @@ from importlib.metadata import PackageNotFoundError, version
 from servewise.perfdata import PERFDATA_VERSION, get_gpu
 from servewise.perfdata.errors import DeviceError, UsageError
 from servewise.profiles.schema import (
-    AggPlan, DisaggPlan, Engine, Generator, Hardware, Load, Model, Profile, Search, Sla, Worker, Workload,
+    AggPlan, DisaggPlan, Engine, Generator, Hardware, Model, Profile, Search, Sla, Workload,
 )
 from servewise.profiles.checkpoint import model_fields
-from servewise.profiles.store import profile_from_dict
+from servewise.profiles.store import profile_from_dict, validated
 from servewise.wizard.output import info
 
 WEIGHTS_DTYPES = ["auto", "bf16", "fp16", "fp8", "int8", "int4-awq", "int4-gptq", "nvfp4", "mxfp4"]
 KV_DTYPES = ["auto", "bf16", "fp16", "fp8"]
 ENGINES = ["vllm", "sglang", "trtllm"]
+
+# The flag that sets each profile field, so an error about a field built from flags names the flag.
+FIELD_FLAGS = {
+    "hardware.gpu": "--gpu", "hardware.gpus_per_node": "--gpus-per-node", "hardware.nodes": "--gpus",
+    "hardware.prefill_gpu": "--prefill-gpu", "hardware.memory_bytes": "--use-free-memory",
+    "model.id": "--model", "model.architecture": "--model", "model.revision": "--revision",
+    "model.weights_dtype": "--weights-dtype", "model.kv_cache_dtype": "--kv-cache-dtype",
+    "model.max_model_len": "--max-model-len",
+    "workload.isl": "--isl", "workload.osl": "--osl", "workload.load.concurrency": "--concurrency",
+    "workload.load.request_rate": "--request-rate", "workload.load": "--concurrency/--request-rate",
+    "sla.ttft_ms": "--ttft-ms", "sla.tpot_ms": "--tpot-ms", "sla.percentile": "--sla-percentile",
+    "engine.name": "--engine", "engine.version": "--engine-version", "search.gpu_hour_usd": "--gpu-hour-usd",
+    "plan": "--tp/--pp/--dp/--replicas", "plan.mode": "--mode", "plan.replicas": "--replicas",
+    **{f"plan.{role}.{key}": flag for role in ("worker", "prefill", "decode") for key, flag in (
+        ("pp", "--pp"), ("dp", "--dp"), ("ep", "--ep"), ("max_num_seqs", "--max-num-seqs"),
+        ("max_num_batched_tokens", "--max-num-batched-tokens"), ("gpu_memory_utilization", "--gpu-memory-utilization"))},
+    "plan.worker.tp": "--tp", "plan.prefill.tp": "--prefill-tp", "plan.decode.tp": "--decode-tp",
+    "plan.prefill.workers": "--prefill-workers", "plan.decode.workers": "--decode-workers",
+    "plan.prefill.gpu": "--prefill-gpu",
+}
+
+
+def flag_for(field: str) -> str | None:
+    """The flag that sets ``field`` (or its closest enclosing field), or None."""
+    while field:
+        if field in FIELD_FLAGS:
+            return FIELD_FLAGS[field]
+        field = field.rpartition(".")[0]
+    return None
+
 
 # Defaults when a flag is not given: a chat-like workload.
 DEFAULT_ISL, DEFAULT_OSL, DEFAULT_CONCURRENCY = 2048, 256, 32
@@ -105,14 +135,19 @@ def add_detect_flags(p: argparse.ArgumentParser) -> None:
                    help="with --detect: plan on the memory still free when other processes hold some")
 
 
-def add_workload_flags(p: argparse.ArgumentParser) -> None:
+def add_workload_flags(p: argparse.ArgumentParser, searches_batch: bool = False) -> None:
+    """``searches_batch``: the command (``plan``) sweeps the batch when no load is given, so the
+    default load is --max-throughput rather than a concurrency."""
     g = p.add_argument_group("workload and SLA")
     g.add_argument("--isl", type=_positive_int, help=f"input tokens per request (default {DEFAULT_ISL})")
     g.add_argument("--osl", type=_positive_int, help=f"output tokens per request (default {DEFAULT_OSL})")
     load = g.add_mutually_exclusive_group()
-    load.add_argument("--concurrency", type=_positive_int, help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
+    load.add_argument("--concurrency", type=_positive_int, help="requests in flight, in total" + (
+        "" if searches_batch else f" (default {DEFAULT_CONCURRENCY})"))
     load.add_argument("--request-rate", type=_positive_float, help="requests per second (open loop)")
-    load.add_argument("--max-throughput", action="store_true", help="offline: the largest batch memory allows")
+    load.add_argument("--max-throughput", action="store_true", help=(
+        "the batch that maximises throughput under the SLA (the default)" if searches_batch else
+        "offline: the largest batch memory allows"))
     g.add_argument("--ttft-ms", type=_positive_float, help="time-to-first-token target")
     g.add_argument("--tpot-ms", type=_positive_float, help="time-per-output-token target")
     g.add_argument("--sla-percentile", choices=["mean", "p50", "p90", "p99"], default="mean")
@@ -132,6 +167,21 @@ def add_parallel_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{role}-workers", type=_positive_int, default=1, help=f"{role} workers (default 1)")
 
 
+def refuse_request_flags_with_profile(a: argparse.Namespace) -> None:
+    """``--profile P`` takes every input from P: a request flag given with it would be ignored, so
+    it is refused instead (the profile is edited, or replayed with ``--set``)."""
+    if not getattr(a, "profile", None):
+        return
+    probe = argparse.ArgumentParser(add_help=False)
+    for add in (add_model_hardware_flags, add_detect_flags, add_workload_flags, add_parallel_flags):
+        add(probe)
+    given = [act.option_strings[0] for act in probe._actions
+             if act.option_strings and hasattr(a, act.dest) and getattr(a, act.dest) != act.default]
+    if given:
+        raise UsageError(f"{', '.join(given)}: cannot be combined with --profile, which gives every input; edit the "
+                         "profile, or drop --profile and give the request as flags")
+
+
 def hardware_from_args(a: argparse.Namespace) -> Hardware:
     if getattr(a, "detect", False):
         return hardware_from_detection_args(a)
@@ -144,7 +194,8 @@ def hardware_from_args(a: argparse.Namespace) -> Hardware:
     per_node = a.gpus_per_node or min(total, gpu.gpus_per_node)
     if total % per_node:
         raise UsageError(f"--gpus {total} is not a whole number of nodes of --gpus-per-node {per_node}")
-    return Hardware(gpu=gpu.id, gpus_per_node=per_node, nodes=total // per_node, prefill_gpu=a.prefill_gpu)
+    return validated(Hardware, dict(gpu=gpu.id, gpus_per_node=per_node, nodes=total // per_node,
+                                    prefill_gpu=a.prefill_gpu), field="hardware")
 
 
 def hardware_from_detection_args(a: argparse.Namespace) -> Hardware:
@@ -177,21 +228,25 @@ def inputs_from_args(a: argparse.Namespace) -> dict:
     if a.max_model_len and not (a.isl or a.osl) and isl + osl > a.max_model_len:
         isl, osl = max(1, a.max_model_len * 7 // 8), max(1, a.max_model_len // 8)
     if a.request_rate:
-        load = Load(request_rate=a.request_rate)
+        load = {"request_rate": a.request_rate}
     elif a.max_throughput:
-        load = Load(max_throughput=True)
+        load = {"max_throughput": True}
     else:
-        load = Load(concurrency=a.concurrency or DEFAULT_CONCURRENCY)
+        load = {"concurrency": a.concurrency or DEFAULT_CONCURRENCY}
     model_id = os.path.expanduser(a.model) if a.model.startswith("~") else a.model
-    return dict(
-        schema_version=1, generator=generator(), hardware=hardware_from_args(a),
-        model=Model(**model_fields(model_id, getattr(a, "revision", None)), weights_dtype=a.weights_dtype,
-                    kv_cache_dtype=a.kv_cache_dtype, max_model_len=a.max_model_len),
-        workload=Workload(isl=isl, osl=osl, load=load),
-        sla=Sla(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, percentile=a.sla_percentile),
-        engine=Engine(name=a.engine, version=a.engine_version),
-        search=Search(gpu_hour_usd=getattr(a, "gpu_hour_usd", None)),
-    )
+    hardware = hardware_from_args(a)
+    # Plain values are checked before the model is read (a local folder or the Hub).
+    sla = validated(Sla, dict(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, percentile=a.sla_percentile), field="sla")
+    workload = validated(Workload, dict(isl=isl, osl=osl, load=load), field="workload")
+    engine = validated(Engine, dict(name=a.engine, version=a.engine_version), field="engine")
+    search = validated(Search, dict(gpu_hour_usd=getattr(a, "gpu_hour_usd", None)), field="search")
+    validated(Model, dict(id=model_id, revision=getattr(a, "revision", None), max_model_len=a.max_model_len),
+              field="model")
+    model = validated(Model, dict(**model_fields(model_id, getattr(a, "revision", None)),
+                                  weights_dtype=a.weights_dtype, kv_cache_dtype=a.kv_cache_dtype,
+                                  max_model_len=a.max_model_len), field="model")
+    return dict(schema_version=1, generator=generator(), hardware=hardware, model=model, workload=workload,
+                sla=sla, engine=engine, search=search)
 
 
 def profile_from_args(a: argparse.Namespace, with_plan: bool = False,
@@ -200,7 +255,7 @@ def profile_from_args(a: argparse.Namespace, with_plan: bool = False,
     if with_plan:
         doc["plan"] = fixed_plan_from_args(a, doc, default_fraction or 0.9)
     return profile_from_dict({k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v)
-                              for k, v in doc.items()}, path="flags")
+                              for k, v in doc.items()})
 
 
 def fixed_plan_from_args(a: argparse.Namespace, doc: dict, default_fraction: float) -> AggPlan | DisaggPlan:
@@ -213,14 +268,14 @@ def fixed_plan_from_args(a: argparse.Namespace, doc: dict, default_fraction: flo
         per_worker = a.tp * a.pp * a.dp
         replicas = a.replicas or max(1, hw.total_gpus // per_worker)
         seqs = a.max_num_seqs or max(1, math.ceil(conc / replicas))
-        w = Worker(tp=a.tp, pp=a.pp, dp=a.dp, ep=a.ep, max_num_seqs=seqs, max_num_batched_tokens=tokens,
-                   gpu_memory_utilization=frac)
-        return AggPlan(replicas=replicas, worker=w)
+        w = dict(tp=a.tp, pp=a.pp, dp=a.dp, ep=a.ep, max_num_seqs=seqs, max_num_batched_tokens=tokens,
+                 gpu_memory_utilization=frac)
+        return validated(AggPlan, dict(replicas=replicas, worker=w), field="plan")
     ptp = a.prefill_tp or a.tp
     dtp = a.decode_tp or a.tp
-    pre = Worker(tp=ptp, pp=a.pp, workers=a.prefill_workers, max_num_seqs=a.max_num_seqs or 16,
-                 max_num_batched_tokens=max(tokens, wl.isl), gpu_memory_utilization=frac, gpu=hw.prefill_gpu)
+    pre = dict(tp=ptp, pp=a.pp, workers=a.prefill_workers, max_num_seqs=a.max_num_seqs or 16,
+               max_num_batched_tokens=max(tokens, wl.isl), gpu_memory_utilization=frac, gpu=hw.prefill_gpu)
     dec_seqs = a.max_num_seqs or max(1, math.ceil(conc / a.decode_workers))
-    dec = Worker(tp=dtp, pp=a.pp, workers=a.decode_workers, max_num_seqs=dec_seqs,
-                 max_num_batched_tokens=tokens, gpu_memory_utilization=frac)
-    return DisaggPlan(replicas=a.replicas or 1, prefill=pre, decode=dec)
+    dec = dict(tp=dtp, pp=a.pp, workers=a.decode_workers, max_num_seqs=dec_seqs,
+               max_num_batched_tokens=tokens, gpu_memory_utilization=frac)
+    return validated(DisaggPlan, dict(replicas=a.replicas or 1, prefill=pre, decode=dec), field="plan")

@@ -80,7 +80,7 @@ def weights_by_tp(inputs: Profile) -> tuple[WeightsRow, ...]:
         try:
             check_parallelism(ctx, w)
         except ConfigError as e:
-            rows.append(WeightsRow(tp, None, ctx.hardware.memory_bytes, str(e).split(": ", 1)[-1]))
+            rows.append(WeightsRow(tp, None, ctx.hardware.memory_bytes, e.message))
         else:
             wb = int(float(weight_bytes_per_gpu(ctx.model, tp)))
             rows.append(WeightsRow(tp, wb, ctx.hardware.memory_bytes))

@@ -10,6 +10,7 @@ from servewise.estimator.context import build_context
 from servewise.estimator.engine_defaults import batch_defaults
 from servewise.estimator.perf_estimate import kv_limited_batch
 from servewise.estimator.results import Estimate, MemoryEstimate, PerfEstimate, RolePerf
+from servewise.perfdata.errors import located
 from servewise.profiles import load_profile
 from servewise.wizard import flags
 from servewise.wizard.exitcodes import ExitCode
@@ -52,7 +53,9 @@ def build_profile(a: argparse.Namespace):
 
 
 def run(a: argparse.Namespace) -> int:
-    est = estimate(build_profile(a))
+    flags.refuse_request_flags_with_profile(a)
+    with located(path=a.profile):
+        est = estimate(build_profile(a))
     if a.json:
         print_json(est)
     else:

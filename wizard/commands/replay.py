@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 
 from servewise.estimator import plan
+from servewise.perfdata.errors import located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
 from servewise.profiles.overrides import apply_overrides
 from servewise.profiles.schema import Profile
-from servewise.render import render
-from servewise.render.errors import RenderError
-from servewise.render.output import write_tree
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info
 
@@ -18,6 +16,8 @@ TARGETS = ("shell", "compose", "helm", "k8s")
 
 
 def parse_targets(text: str | None) -> list[str] | None:
+    from servewise.render.errors import RenderError
+
     if not text:
         return None
     out = [t.strip() for t in text.split(",") if t.strip()]
@@ -39,8 +39,13 @@ def add_render_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_render(a: argparse.Namespace) -> int:
-    profile = apply_overrides(load_profile(a.profile), a.set)
-    files = render(profile, parse_targets(a.target))
+    from servewise.render import render
+    from servewise.render.output import write_tree
+
+    targets = parse_targets(a.target)
+    with located(path=a.profile):
+        profile = apply_overrides(load_profile(a.profile), a.set)
+        files = render(profile, targets)
     how = write_tree(files, a.out, force=a.force)
     info(f"{how} {a.out}: {len(files)} files")
     return ExitCode.OK
@@ -71,14 +76,20 @@ def warn_if_other_hardware(profile: Profile) -> None:
 
 def run_replay(a: argparse.Namespace) -> int:
     """Render the pinned plan (byte-identical artifacts), then report drift against a fresh plan."""
-    profile = apply_overrides(load_profile(a.profile), a.set)
+    from servewise.render import render  # the renderer (jinja2) loads only for commands that write artifacts
+    from servewise.render.errors import RenderError
+    from servewise.render.output import write_tree
+
+    with located(path=a.profile):
+        profile = apply_overrides(load_profile(a.profile), a.set)
     warn_if_other_hardware(profile)
     if profile.plan is None and not a.replan:
-        raise RenderError(f"{a.profile}: has no pinned plan; use --replan to plan it now (and --save to pin it)")
+        raise RenderError("has no pinned plan; use --replan to plan it now (and --save to pin it)", path=a.profile)
     code = ExitCode.OK
     fresh = None
     if profile.plan is not None or a.replan:
-        result = plan(profile)
+        with located(path=a.profile):
+            result = plan(profile)
         if result.feasible and result.chosen is not None:
             doc = profile.model_dump(mode="json")
             doc["plan"] = result.chosen.plan.model_dump(mode="json")
@@ -92,13 +103,14 @@ def run_replay(a: argparse.Namespace) -> int:
     target = profile
     if a.replan:
         if fresh is None:
-            raise RenderError(f"{a.profile}: re-planning found no feasible configuration")
+            raise RenderError("re-planning found no feasible configuration", path=a.profile)
         target = fresh
         if a.save:
             save_profile(fresh, a.save)
             info(f"saved {a.save}")
     if a.out:
-        files = render(target)
+        with located(path=a.profile):
+            files = render(target)
         how = write_tree(files, a.out, force=a.force)
         info(f"{how} {a.out}: {len(files)} files")
     return code
