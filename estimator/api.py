@@ -5,11 +5,10 @@ from __future__ import annotations
 from servewise.estimator.budget import memory_estimate
 from servewise.estimator.context import Context, build_context, check_parallelism
 from servewise.estimator.perf_estimate import agg_perf, disagg_perf
-from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
+from servewise.estimator.resolve import quantization_note
+from servewise.estimator.results import Estimate, PlanResult, RoleEstimate
 from servewise.perfdata import get_gpu
-from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
-
-DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
+from servewise.profiles.schema import AggPlan, DisaggPlan, Profile
 
 
 def default_memory_fraction(ctx: Context, tp: int = 1, pp: int = 1) -> float:
@@ -76,7 +75,9 @@ def _perf_assumptions(ctx: Context, plan: AggPlan | DisaggPlan) -> list[str]:
 
 def _assumptions(ctx: Context) -> list[str]:
     p = ctx.profile
+    quant = quantization_note(ctx.model, ctx.engine_name, ctx.engine)
     return [f"weights {ctx.model.weights.name} ({ctx.model.source}), KV cache {p.model.kv_cache_dtype}",
+            *([quant] if quant else []),
             f"{ctx.engine_name} {ctx.engine.version}: {ctx.engine.memory_knob.flag} is a fraction of "
             f"{'total memory' if ctx.engine.memory_knob.of == 'total' else 'the memory free after loading'}",
             f"GPU memory {ctx.hardware.memory_bytes / 1024**3:.2f} GiB per GPU (CUDA-visible)"]
@@ -102,11 +103,12 @@ def plan_in_context(ctx: Context, opts) -> PlanResult:  # type: ignore[no-untype
                   gpus=hw.total_gpus, max_model_len=ctx.max_model_len, objective=ctx.profile.search.objective)
     outcome = run_search(ctx, opts)
     result = plan_result(ctx, outcome, common)
-    assumptions = _assumptions(ctx) + _search_assumptions(ctx, outcome)
+    searched = _search_assumptions(ctx, outcome)
     if result.chosen is None:
-        return result.model_copy(update={"advice": advise(ctx, outcome, opts), "assumptions": assumptions})
+        return result.model_copy(update={"advice": advise(ctx, outcome, opts),
+                                         "assumptions": _assumptions(ctx) + searched})
     est = estimate_in_context(ctx, result.chosen.plan)
-    return result.model_copy(update={"chosen_estimate": est, "assumptions": est.assumptions + assumptions[3:]})
+    return result.model_copy(update={"chosen_estimate": est, "assumptions": est.assumptions + searched})
 
 
 def _search_assumptions(ctx: Context, outcome) -> list[str]:  # type: ignore[no-untyped-def]

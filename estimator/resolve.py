@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 
 from servewise.estimator.arch import ModelArch
 from servewise.estimator.errors import ConfigError
+from servewise.estimator.linear_modules import modules
 from servewise.estimator.quant import (
-    QuantScheme, WeightFormat, dtype_from_quantization_config, plain_scheme, scheme_from_quantization_config,
-    weight_format,
+    DEFAULT_QUANTIZED, QuantScheme, WeightFormat, plain_scheme, weight_format,
 )
+from servewise.estimator.quant_scheme import CheckpointQuant, detect, weight_split
 from servewise.perfdata import GpuSpec, get_engine, get_gpu
 from servewise.perfdata.engines import EngineVersion
 from servewise.perfdata.gpus import Link
-from servewise.perfdata.models import find_model
+from servewise.perfdata.models import find_model, get_model
 from servewise.profiles.schema import CustomGpu, Hardware, Model
 
 
@@ -27,8 +29,14 @@ class ResolvedModel:
     weights: WeightFormat            # format of the quantized linear layers at serving time
     source: str                      # catalog | hub | local | profile
     published_params: float | None = None
-    engine_quantization: str | None = None  # the engine --quantization value the checkpoint needs, if any
-    quant: QuantScheme | None = None  # which modules use ``weights``; None: every decoder linear layer
+    engine_quantization: str | None = None  # online quantization the engine must be told (fp8); a pre-quantized
+    #                                         checkpoint's method is ``quantization_method`` (engines read it)
+    quant: QuantScheme | None = None  # which module kinds use ``weights``; None: every decoder linear layer
+    checkpoint_quant: CheckpointQuant | None = None  # the checkpoint's quantization as detected from its configs
+    weight_bytes: float | None = None       # whole model as stored: exact from safetensors, else from the architecture
+    weight_bytes_source: str = "architecture"  # architecture | safetensors
+    revision: str | None = None
+    config_hash: str | None = None
 
     @property
     def weights_dtype(self) -> str:
@@ -38,6 +46,12 @@ class ResolvedModel:
     def scheme(self) -> QuantScheme:
         """The quantization scheme (``quant``, or the default one for ``weights``)."""
         return self.quant if self.quant is not None else plain_scheme(self.weights)
+
+    @property
+    def quantization_method(self) -> str | None:
+        """Engine-neutral method of a pre-quantized checkpoint (perfdata.engines.QuantMethod); each
+        engine maps it with ``EngineVersion.quantization.flag_value``."""
+        return self.checkpoint_quant.method if self.checkpoint_quant else None
 
 
 @dataclass(frozen=True)
@@ -55,34 +69,70 @@ class ResolvedHardware:
 
 
 def resolve_model(model: Model) -> ResolvedModel:
-    """Catalog lookup by id (Hub and local folders: ``servewise.estimator.hub``)."""
+    """Catalog lookup by id; a profile's recorded architecture for other models."""
     entry = find_model(model.id)
     if entry is not None:
-        arch = ModelArch.from_hf_config(entry.config)
-        ckpt = entry.dtype
-        source, published = "catalog", entry.params
-        qcfg = entry.quantization_config or entry.config.get("quantization_config")
-    elif model.architecture is not None:
-        arch = ModelArch.from_hf_config(model.architecture)
-        ckpt = _dtype_from_config(model.architecture)
-        source, published = "profile", None
-        qcfg = model.architecture.get("quantization_config")
-    else:
-        from servewise.perfdata.models import get_model
+        return with_weights_dtype(_resolve_catalog(entry.id), model.weights_dtype)
+    if model.architecture is not None:
+        rm = resolve_config(model.id, dict(model.architecture), source="profile")
+        return with_weights_dtype(replace(rm, revision=model.revision, config_hash=model.config_hash),
+                                  model.weights_dtype)
+    get_model(model.id)  # raises UnknownIdError with suggestions
+    raise AssertionError("unreachable")
 
-        get_model(model.id)  # raises UnknownIdError with suggestions
-        raise AssertionError("unreachable")
-    fmt = weight_format(_serving_format(ckpt))
-    scheme = scheme_from_quantization_config(qcfg if isinstance(qcfg, dict) else None, fmt.name)
-    return with_weights_dtype(ResolvedModel(model.id, arch, ckpt, scheme.format, source, published, quant=scheme),
-                              model.weights_dtype)
+
+@cache
+def _resolve_catalog(model_id: str) -> ResolvedModel:
+    """Catalog models resolve once per process (the search and the wizard ask repeatedly)."""
+    entry = get_model(model_id)
+    return resolve_config(entry.id, entry.config, entry.quantization_config, source="catalog",
+                          published_params=entry.params)
+
+
+def serving_scheme(arch: ModelArch, cq: CheckpointQuant) -> QuantScheme:
+    """The module-kind scheme the memory model sizes with, from a detected checkpoint quantization:
+    the exact storage format, and the kinds whose linear weights are mostly (>= half) quantized
+    once the checkpoint's exclusion patterns are applied module by module."""
+    quantized: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for m in modules(arch):
+        if m.linear:
+            total[m.role] = total.get(m.role, 0) + m.weight_params
+            if cq.quantizes(m.name):
+                quantized[m.role] = quantized.get(m.role, 0) + m.weight_params
+    kinds = frozenset(k for k in DEFAULT_QUANTIZED if total.get(k) and 2 * quantized.get(k, 0) >= total[k])
+    fmt = cq.fmt
+    if cq.method == "gptq" and cq.raw.get("sym", True):
+        fmt = replace(fmt, zero_bits=0.0)  # symmetric GPTQ: the Marlin kernels drop the zero points
+    return QuantScheme(format=fmt, quantized=kinds, method=cq.method)
+
+
+def resolve_config(model_id: str, config: dict, quantization_config: dict | None = None, *,
+                   hf_quant_config: dict | None = None, source: str, published_params: float | None = None,
+                   ) -> ResolvedModel:
+    """A model from its config.json mapping and quantization configs: architecture, the detected
+    checkpoint quantization, its serving scheme and the whole-model weight bytes.
+
+    ``config`` may be a recorded architecture (``profiles.checkpoint``): its ``hf_quant_config`` and
+    ``safetensors`` entries then give the ModelOpt scheme and the exact bytes the engine loads."""
+    arch = ModelArch.from_hf_config(config)
+    recorded_hfq = config.get("hf_quant_config")
+    hfq = hf_quant_config or (recorded_hfq if isinstance(recorded_hfq, dict) else None)
+    cq = detect(quantization_config or config.get("quantization_config"), hfq)
+    if cq:
+        ckpt, scheme = cq.weights_dtype, serving_scheme(arch, cq)
+    else:
+        ckpt = _dtype_from_config(config)
+        scheme = plain_scheme(weight_format(_serving_format(ckpt)))
+    weight_bytes, how = weight_split(arch, cq).weight_bytes, "architecture"
+    st = config.get("safetensors")
+    if isinstance(st, dict) and isinstance(st.get("served_bytes"), int) and st["served_bytes"] > 0:
+        weight_bytes, how = float(st["served_bytes"]), "safetensors"
+    return ResolvedModel(model_id, arch, ckpt, scheme.format, source, published_params, quant=scheme,
+                         checkpoint_quant=cq, weight_bytes=weight_bytes, weight_bytes_source=how)
 
 
 def _dtype_from_config(cfg: dict) -> str:
-    qcfg = cfg.get("quantization_config")
-    quantized = dtype_from_quantization_config(qcfg if isinstance(qcfg, dict) else None)
-    if quantized:
-        return quantized
     d = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
     return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(d, "bf16")
 
@@ -102,8 +152,9 @@ def with_weights_dtype(rm: ResolvedModel, weights_dtype: str) -> ResolvedModel:
     ckpt = rm.checkpoint_dtype
     if ckpt in _HIGH_PRECISION and weights_dtype in ("bf16", "fp16", "fp8"):
         fmt = weight_format(weights_dtype)
-        return ResolvedModel(rm.id, rm.arch, ckpt, fmt, rm.source, rm.published_params,
-                             "fp8" if weights_dtype == "fp8" else None, quant=plain_scheme(fmt))
+        served = weight_split(rm.arch, None, uniform=fmt if weights_dtype == "fp8" else None)
+        return replace(rm, weights=fmt, engine_quantization="fp8" if weights_dtype == "fp8" else None,
+                       quant=plain_scheme(fmt), weight_bytes=served.weight_bytes, weight_bytes_source="architecture")
     raise ConfigError(f"{rm.id} is a {ckpt} checkpoint; it cannot be served as {weights_dtype} "
                       f"(use a {weights_dtype} checkpoint of the model, or --weights-dtype auto)",
                       field="--weights-dtype")
@@ -127,3 +178,29 @@ def resolve_hardware(hw: Hardware) -> ResolvedHardware:
 
 def resolve_engine(name: str, version: str | None) -> EngineVersion:
     return get_engine(name).version(version)
+
+
+def quantization_note(rm: ResolvedModel, engine_name: str, engine: EngineVersion) -> str | None:
+    """One line on how the engine is told about the weights' quantization (None for 16-bit)."""
+    q = engine.quantization
+    if rm.checkpoint_quant:
+        cq = rm.checkpoint_quant
+        spec = q.checkpoint.get(cq.method)  # type: ignore[call-overload]
+        head = f"checkpoint quantization {cq.method} ({cq.detail}) from {cq.source}"
+        if spec is None:
+            return f"{head}: {engine_name} {engine.version} does not list this method"
+        if spec.autodetect and spec.pin:
+            return (f"{head}: {engine_name} {engine.version} detects it; servewise pins the kernel with {q.flag} "
+                    f"{spec.value} (GPUs of compute capability {spec.min_compute_capability} or newer; "
+                    f"{spec.fallback_value} below), since an explicit {cq.method} would force the slower kernel")
+        if spec.autodetect:
+            how = f", kernel {spec.value}" if spec.value and spec.value != cq.method else ""
+            return f"{head}: {engine_name} {engine.version} reads it from the checkpoint{how}; no quantization flag"
+        return f"{head}: {q.flag} {spec.value}"
+    if rm.engine_quantization:
+        value = q.flag_value(None, rm.weights.name)
+        w, ckpt = rm.weights.name, rm.checkpoint_dtype
+        if value:
+            return f"{w} weights quantized online from the {ckpt} checkpoint: {q.flag} {value}"
+        return f"{engine_name} {engine.version} cannot quantize {ckpt} weights to {w} online"
+    return None

@@ -76,6 +76,8 @@ class PerfEstimate(_Out):
     requests_per_s: float
     requests_per_s_range: Band
     concurrency: float
+    concurrency_range: Band | None = Field(default=None, description="requests in the system: the load itself in "
+                                           "a closed loop; rate x (TTFT + (osl-1) TPOT) at a request rate")
     kv_transfer_ms: float | None = None
     dominant_terms: list[str] = Field(default_factory=list)
     provenance: str = ""

@@ -32,6 +32,14 @@ class Command:
         return [*self.positional, *self.args, *self.extra_args]
 
 
+def suffixed(value: str, suffix: str) -> str:
+    """``value + suffix`` that stays an :class:`Expr` when ``value`` is one (inside the closing quote of
+    a double-quoted shell expansion)."""
+    if not isinstance(value, Expr):
+        return value + suffix
+    return Expr(value[:-1] + suffix + '"') if value.startswith('"') and value.endswith('"') else Expr(value + suffix)
+
+
 def text(value: int | str) -> str:
     """``value`` as an argv word, keeping an :class:`Expr` an Expr."""
     return value if isinstance(value, str) else str(value)

@@ -88,6 +88,9 @@ def build_render_context(profile: Profile) -> RenderContext:
     if not _DNS1035.match(name):
         raise RenderError(f"deploy.name {name!r} must start with a letter: Kubernetes Service names are DNS-1035 "
                           "labels (lowercase letters, digits and '-')")
+    for what, text in (("model.id", mid), ("model.served_name", profile.model.served_name or "")):
+        if text.startswith("-"):
+            raise RenderError(f"{what} {text!r} must not start with '-' (engines would read it as a flag)")
     hw = profile.hardware
     instances = tuple(layout(profile.plan, hw.gpus_per_node, hw.nodes, profile.deploy.service_port))
     return RenderContext(profile=profile, plan=profile.plan, engine=engine, engine_name=profile.engine.name,

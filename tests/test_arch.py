@@ -149,3 +149,25 @@ def test_bad_configs_are_refused_with_the_field(patch, message):
     cfg.update(patch)
     with pytest.raises(UnsupportedArchitectureError, match=message):
         parse_hf_config(cfg)
+
+
+def test_gemma3_multimodal_wrapper_counts_its_siglip_tower():
+    """Gemma 3 wrapper: the language model under text_config; the SigLIP So400m tower (27 layers, 1152 wide,
+    4304 MLP, 14-pixel patches of a 896-pixel image) = 416,866,032 parameters (patch embedding with bias
+    678,528, 4,096 learned positions 4,718,592, 27 blocks of 15,239,504, post-LayerNorm 2,304), plus the
+    projector: a 1152 x text-hidden matrix and a 1152 RMSNorm."""
+    text = dict(get_model("google/gemma-3-1b-it").config)
+    cfg = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "text_config": text,
+           "mm_tokens_per_image": 256,
+           "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+                             "num_hidden_layers": 27, "num_attention_heads": 16, "patch_size": 14, "image_size": 896}}
+    a = parse_hf_config(cfg)
+    assert a.model_type == "gemma3/gemma3_text" and a.tie_word_embeddings
+    assert a.vision_params == 416_866_032 + 1152 * text["hidden_size"] + 1152
+    assert a.total_params(include_vision=False) == arch("google/gemma-3-1b-it").total_params()
+
+
+def test_unknown_vision_tower_is_not_guessed():
+    cfg = dict(get_model("mistralai/Mistral-Small-3.2-24B-Instruct-2506").config)
+    cfg["vision_config"] = {"model_type": "some_new_vit", "hidden_size": 1024}
+    assert parse_hf_config(cfg).vision_params == 0

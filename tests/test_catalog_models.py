@@ -12,6 +12,7 @@ from servewise.estimator.arch import ModelArch
 from servewise.perfdata import all_models, find_model, get_model
 from servewise.perfdata.errors import UnknownIdError
 from servewise.perfdata.loader import data_root
+from servewise.perfdata.models import trim_config
 
 MODELS = sorted(all_models().values(), key=lambda m: m.id)
 IDS = [m.id for m in MODELS]
@@ -45,6 +46,12 @@ def test_rounding_allowance_is_rare_and_needed():
         computed = ModelArch.from_hf_config(m.config).total_params()
         assert abs(computed - m.params) > 0.01 * m.params, f"{m.id} does not need params_rounding"
         assert "rounded" in m.params_source
+
+
+@pytest.mark.parametrize("m", MODELS, ids=IDS)
+def test_config_holds_architecture_keys_only(m):
+    """The catalog keeps the same config.json keys a profile records for a non-catalog model."""
+    assert trim_config(m.config) == m.config
 
 
 @pytest.mark.parametrize("m", MODELS, ids=IDS)
@@ -107,3 +114,14 @@ def _calibration_models(shared: Path) -> set[str]:
 def test_every_calibration_model_is_catalogued(shared_dir):
     missing = sorted(n for n in _calibration_models(shared_dir) if find_model(n) is None)
     assert not missing, f"calibration data names models the catalog lacks: {missing}"
+
+
+@pytest.mark.parametrize("m", MODELS, ids=IDS)
+def test_every_model_estimates_end_to_end(m, cli):
+    """Resolution, the memory model and the performance model accept every catalog entry."""
+    heads = ModelArch.from_hf_config(m.config).num_attention_heads
+    tp = next(str(t) for t in (8, 4, 2, 1) if heads % t == 0 and (m.params > 5e9 or t == 1))
+    r = cli("estimate", "--model", m.id, "--gpu", "b200", "--gpus", tp, "--tp", tp, "--isl", "1000", "--osl", "200",
+            "--concurrency", "8", "--max-model-len", "4096", "--json")
+    assert r.code in (0, 1), r.err
+    assert r.err == ""

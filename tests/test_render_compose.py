@@ -38,7 +38,7 @@ def test_compose_config_and_commands(shared_dir):
     items = _compose_files()
     with ThreadPoolExecutor(max_workers=4) as pool:
         configs = list(pool.map(lambda it: compose_config(it[1], NODE_ENV), items))
-    for (r, path), cfg in zip(items, configs):
+    for (r, path), cfg in zip(items, configs, strict=True):
         for name, svc in cfg["services"].items():
             assert ":" in svc["image"] and not svc["image"].endswith(":latest"), (path, name)
             if name in ("etcd", "nats"):

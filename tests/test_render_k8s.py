@@ -36,7 +36,7 @@ def _docs() -> list[tuple[object, Path, dict]]:  # type: ignore[type-arg]
 def _wrapped_templates() -> Path:
     """Every pod template servewise embeds (LWS, DGD, llm-d chart values), as v1/PodTemplate objects."""
     docs = []
-    for r, _, d in _docs():
+    for _, _, d in _docs():
         if d["kind"] in CRD_KINDS:
             docs += [t for _, t in pod_templates(d)]
     for r in examples().values():
@@ -81,7 +81,7 @@ def test_custom_resources_against_their_crd_schemas(shared_dir):
 
 def test_custom_resources_against_strict_project_schemas():
     seen = set()
-    for _, p, d in _docs():
+    for _, _, d in _docs():
         if d["kind"] == "LeaderWorkerSet":
             jsonschema.validate(d, LWS)
         elif d["kind"] == "DynamoGraphDeployment":
@@ -110,15 +110,15 @@ def test_names_namespaces_and_secret_references():
 
 def test_container_commands_pass_the_flag_lists(shared_dir):
     checked = 0
-    for r, p, d in _docs():
-        for where, c in workload_containers(d):
+    for r, _, d in _docs():
+        for _, c in workload_containers(d):
             parse_and_check(shared_dir, container_argv(c), r.versions)
             checked += 1
     assert checked >= len(examples())
 
 
 def test_workloads_request_the_planned_gpus():
-    for r, p, d in _docs():
+    for _, _, d in _docs():
         for where, c in workload_containers(d):
             limits = c.get("resources", {}).get("limits", {})
             if "nvidia.com/gpu" in limits:

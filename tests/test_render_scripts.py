@@ -48,7 +48,7 @@ def _docker_split(argv: list[str]) -> tuple[dict[str, list[str]], str, list[str]
     assert argv[:2] == ["docker", "run"]
     opts: dict[str, list[str]] = {}
     i = 2
-    takes = {"--name", "--gpus", "--ulimit", "-p", "-v", "-e"}
+    takes = {"--name", "--gpus", "--ulimit", "-p", "-v", "-e", "--mount"}
     while argv[i].startswith("-"):
         name = argv[i].split("=", 1)[0]
         if name in takes and "=" not in argv[i]:
@@ -119,3 +119,31 @@ def assert_modelled_values(r, inst, parsed) -> None:  # type: ignore[no-untyped-
         if inst.role != "agg":
             cfg = json.loads(f["--kv-transfer-config"])
             assert cfg["kv_connector"] in ("NixlConnector", "MooncakeConnector")
+    elif parsed.program in ("sglang.launch_server", "dynamo.sglang"):
+        tp = w.tp * w.dp if w.attention_dp else w.tp
+        assert int(f["--tp-size"]) == tp and int(f.get("--pp-size", 1)) == w.pp
+        dp = int(f.get("--attn-dp-size", f.get("--dp-size", 1)))
+        assert dp == w.dp and (("--enable-dp-attention" in parsed.flags) or "--attn-dp-size" in parsed.flags) \
+            == (w.attention_dp and r.versions.get("sglang") != "0.5.23" or "--attn-dp-size" in parsed.flags)
+        assert int(f.get("--ep-size", 1)) == w.ep
+        assert int(f["--max-running-requests"]) == w.max_num_seqs
+        assert int(f["--chunked-prefill-size"]) == w.max_num_batched_tokens
+        assert float(f["--mem-fraction-static"]) == w.gpu_memory_utilization
+        assert f["--model-path"] in (r.profile.model.id, "/models/model")
+        if m.max_model_len:
+            assert int(f["--context-length"]) == m.max_model_len
+        if inst.role != "agg":
+            assert f["--disaggregation-mode"] == inst.role
+    elif parsed.program == "trtllm-serve":
+        tp = w.tp * w.dp if w.attention_dp else w.tp
+        assert int(f["--tensor_parallel_size"]) == tp and int(f["--pipeline_parallel_size"]) == w.pp
+        assert int(f["--max_batch_size"]) == w.max_num_seqs
+        assert int(f["--max_num_tokens"]) == w.max_num_batched_tokens
+        assert float(f["--free_gpu_memory_fraction"]) == w.gpu_memory_utilization
+        assert parsed.positional == [r.profile.model.id] or parsed.positional == ["/models/model"]
+    elif parsed.program == "dynamo.trtllm":
+        assert int(f["--max-batch-size"]) == w.max_num_seqs
+        assert int(f["--max-num-tokens"]) == w.max_num_batched_tokens
+        assert float(f["--free-gpu-memory-fraction"]) == w.gpu_memory_utilization
+    else:
+        raise AssertionError(f"no modelled-value check for {parsed.program}")

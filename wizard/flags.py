@@ -12,6 +12,7 @@ from servewise.perfdata.errors import DeviceError, UsageError
 from servewise.profiles.schema import (
     AggPlan, DisaggPlan, Engine, Generator, Hardware, Load, Model, Profile, Search, Sla, Worker, Workload,
 )
+from servewise.profiles.checkpoint import model_fields
 from servewise.profiles.store import profile_from_dict
 from servewise.wizard.output import info
 
@@ -76,7 +77,8 @@ positive_int, positive_float, fraction = _positive_int, _positive_float, _fracti
 
 def add_model_hardware_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and hardware")
-    g.add_argument("--model", help="catalog / Hugging Face id, or a local checkpoint folder")
+    g.add_argument("--model", help="catalog / Hugging Face id, or a local checkpoint folder (./x, /x, ~/x)")
+    g.add_argument("--revision", help="Hugging Face revision (branch, tag or commit) of a non-catalog --model")
     g.add_argument("--gpu", help="GPU catalog id, e.g. h100-sxm (see `servewise gpus`)")
     g.add_argument("--gpus", type=_positive_int, help="total GPUs (default: 1 GPU)")
     g.add_argument("--gpus-per-node", type=_positive_int, help="GPUs per node (default: min(--gpus, typical))")
@@ -188,8 +190,8 @@ def inputs_from_args(a: argparse.Namespace) -> dict:
     model_id = os.path.expanduser(a.model) if a.model.startswith("~") else a.model
     return dict(
         schema_version=1, generator=generator(), hardware=hardware_from_args(a),
-        model=Model(id=model_id, weights_dtype=a.weights_dtype, kv_cache_dtype=a.kv_cache_dtype,
-                    max_model_len=a.max_model_len),
+        model=Model(**model_fields(model_id, getattr(a, "revision", None)), weights_dtype=a.weights_dtype,
+                    kv_cache_dtype=a.kv_cache_dtype, max_model_len=a.max_model_len),
         workload=Workload(isl=isl, osl=osl, load=load),
         sla=Sla(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, percentile=a.sla_percentile),
         engine=Engine(name=a.engine, version=a.engine_version),

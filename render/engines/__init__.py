@@ -11,7 +11,7 @@ that an engine would reject is never written.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from servewise.render.command import Command, Expr
 from servewise.render.context import RenderContext
@@ -31,7 +31,6 @@ class Site:
     host_ip: str | None = None          # this host's address for KV side channels (None: engine default)
     config_dir: str = "/config"         # where the TensorRT-LLM YAML files are
     orchestrated: bool = False          # an operator (Dynamo) adds the multi-node flags itself
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def module(rc: RenderContext):  # type: ignore[no-untyped-def]
@@ -48,7 +47,7 @@ def worker_command(rc: RenderContext, inst: Instance, site: Site) -> Command:
     return replace(cmd, extra_args=tuple(getattr(rc.profile.deploy.extra_args, inst.role)))
 
 
-def router_command(rc: RenderContext, prefill: list[tuple[str, int | None]], decode: list[str],
+def router_command(rc: RenderContext, prefill: list[tuple[str, Instance]], decode: list[str],
                    port: int | str) -> Command:
     """The front door of a disaggregated plan: the engine's P/D router (native runtime)."""
     return module(rc).router_command(rc, prefill, decode, port)
@@ -109,7 +108,9 @@ def validate(rc: RenderContext) -> None:
     if rc.runtime == "dynamo":
         check(frontend_command(rc, 8000), "frontend command")
     elif rc.mode == "disagg":
-        check(router_command(rc, [("http://10.0.0.1:8100", 8998)], ["http://10.0.0.1:8101"], 8000), "router command")
+        prefill = [(f"http://10.0.0.1:{i.port}", i) for i in rc.role_instances("prefill")]
+        decode = [f"http://10.0.0.1:{i.port}" for i in rc.role_instances("decode")]
+        check(router_command(rc, prefill, decode, 8000), "router command")
 
 
 def ref(name: str) -> Expr:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from servewise.estimator.resolve import resolve_model
 from servewise.render.command import Command, text
+from servewise.render.engines.common import kv_dtype, num, path, quantization
 from servewise.render.context import RenderContext
 from servewise.render.errors import RenderError
 from servewise.render.topology import Instance
@@ -17,26 +17,6 @@ from servewise.render.topology import Instance
 # vLLM KV connectors servewise emits per deploy.kv_transfer (vllm docs features/nixl_connector_usage.md;
 # llm-d guides/pd-disaggregation for Mooncake). NIXL ignores kv_role; the router assigns the roles.
 MOONCAKE_BOOTSTRAP_BASE = 8998   # VLLM_MOONCAKE_BOOTSTRAP_PORT default
-
-
-def num(x: float) -> str:
-    return f"{x:.4f}".rstrip("0").rstrip(".")
-
-
-def online_quantization(rc: RenderContext) -> str | None:
-    """``--quantization`` only when the engine cannot infer it from the checkpoint (a 16-bit
-    checkpoint served as fp8 is quantized online)."""
-    return resolve_model(rc.profile.model).engine_quantization
-
-
-def kv_dtype(rc: RenderContext) -> str | None:
-    kv = rc.profile.model.kv_cache_dtype
-    if kv == "auto":
-        return None
-    spelling = rc.engine.kv_cache_dtypes.get(kv)
-    if spelling is None:
-        raise RenderError(f"model.kv_cache_dtype: {rc.label} has no {kv} KV cache")
-    return spelling
 
 
 def kv_transfer_config(rc: RenderContext, role: str) -> str:
@@ -52,7 +32,7 @@ def engine_args(rc: RenderContext, inst: Instance) -> list[str]:
     """Engine-scope flags (accepted by ``vllm serve`` and passed through by ``dynamo.vllm``)."""
     w, p = inst.worker, rc.profile
     if w.ep > 1 and w.ep != w.tp * w.dp:
-        raise RenderError(f"plan.{_path(inst)}.ep: vLLM's expert-parallel size is tp x dp = {w.tp * w.dp}, "
+        raise RenderError(f"{path(inst)}.ep: vLLM's expert-parallel size is tp x dp = {w.tp * w.dp}, "
                           f"not {w.ep}")
     args = ["--served-model-name", rc.served_name, "--tensor-parallel-size", str(w.tp)]
     if w.pp > 1:
@@ -68,7 +48,7 @@ def engine_args(rc: RenderContext, inst: Instance) -> list[str]:
     kv = kv_dtype(rc)
     if kv:
         args += ["--kv-cache-dtype", kv]
-    q = online_quantization(rc)
+    q = quantization(rc)
     if q:
         args += ["--quantization", q]
     if p.model.revision:
@@ -76,10 +56,6 @@ def engine_args(rc: RenderContext, inst: Instance) -> list[str]:
     if inst.role != "agg":
         args += ["--kv-transfer-config", kv_transfer_config(rc, inst.role)]
     return args
-
-
-def _path(inst: Instance) -> str:
-    return "worker" if inst.role == "agg" else inst.role
 
 
 def multinode_args(inst: Instance, rank: int | str, head: str) -> list[str]:
@@ -92,7 +68,7 @@ def multinode_args(inst: Instance, rank: int | str, head: str) -> list[str]:
     w = inst.worker
     if w.tp * w.pp >= inst.gpus_per_node:
         if w.dp > 1:
-            raise RenderError(f"plan.{_path(inst)}: vLLM cannot combine data parallel with a TP x PP group that "
+            raise RenderError(f"{path(inst)}: vLLM cannot combine data parallel with a TP x PP group that "
                               "spans nodes; use replicas")
         return ["--nnodes", str(inst.nnodes), "--node-rank", text(rank), "--master-addr", head,
                 "--master-port", str(inst.dist_port)]
@@ -102,7 +78,7 @@ def multinode_args(inst: Instance, rank: int | str, head: str) -> list[str]:
     elif inst.nnodes == 2:
         start = str(local)       # the only non-head node of a two-node instance
     else:
-        raise RenderError(f"plan.{_path(inst)}: data parallel across more than two nodes needs per-node start "
+        raise RenderError(f"{path(inst)}: data parallel across more than two nodes needs per-node start "
                           "ranks, which a shared worker template cannot express")
     return ["--data-parallel-size-local", str(local), "--data-parallel-address", head,
             "--data-parallel-rpc-port", str(inst.dist_port), "--data-parallel-start-rank", start]
@@ -135,14 +111,14 @@ def worker_env(rc: RenderContext, inst: Instance, site) -> list[tuple[str, str]]
     return env
 
 
-def router_command(rc: RenderContext, prefill: list[tuple[str, int | None]], decode: list[str],
+def router_command(rc: RenderContext, prefill: list[tuple[str, Instance]], decode: list[str],
                    port: int | str) -> Command:
     """``vllm-router --vllm-pd-disaggregation`` (PyPI vllm-router 0.1.17, vllm-project/router
     docs/model-routing/pd-disaggregation.md): one --prefill URL [BOOTSTRAP_PORT] / --decode URL each."""
     mooncake = rc.profile.deploy.kv_transfer == "mooncake"
     args = ["--vllm-pd-disaggregation"]
-    for i, (url, _) in enumerate(prefill):
-        args += ["--prefill", url] + ([str(MOONCAKE_BOOTSTRAP_BASE + i)] if mooncake else [])
+    for url, inst in prefill:
+        args += ["--prefill", url] + ([str(MOONCAKE_BOOTSTRAP_BASE + inst.index)] if mooncake else [])
     for url in decode:
         args += ["--decode", url]
     args += ["--kv-connector", "mooncake" if mooncake else "nixl", "--prefill-policy", "cache_aware",

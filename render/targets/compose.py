@@ -18,6 +18,7 @@ from servewise.render.command import Command, Expr
 from servewise.render.context import CONTAINER_MODEL_DIR, RenderContext
 from servewise.render.engines import Site
 from servewise.render.engines import dynamo as dyn
+from servewise.render.errors import RenderError
 from servewise.render.targets.docker_run import HF_CACHE_IN_CONTAINER, image_command
 from servewise.render.topology import Instance, nodes_used
 from servewise.render.yamlout import comment_safe, compose_escape, dump_yaml
@@ -56,21 +57,17 @@ def _volumes(rc: RenderContext) -> list[dict[str, Any]]:
     return vols
 
 
-def _environment(rc: RenderContext, cmd: Command) -> list[str]:
+def _environment(rc: RenderContext, cmd: Command, node: int) -> list[str]:
     env = ["HF_TOKEN", f"HF_HOME={HF_CACHE_IN_CONTAINER}"]
     if rc.runtime == "dynamo":
-        env += [f"ETCD_ENDPOINTS=http://{_esc(_infra_host(rc))}:{dyn.ETCD_PORT}",
-                f"NATS_SERVER=nats://{_esc(_infra_host(rc))}:{dyn.NATS_PORT}"]
+        infra = "127.0.0.1" if node == 0 else _node_addr(0)
+        env += [f"ETCD_ENDPOINTS=http://{infra}:{dyn.ETCD_PORT}", f"NATS_SERVER=nats://{infra}:{dyn.NATS_PORT}"]
     env += [f"{k}={_esc(v)}" for k, v in cmd.env]
     return env
 
 
-def _infra_host(rc: RenderContext) -> str:
-    return "127.0.0.1"
-
-
 def _service(rc: RenderContext, cmd: Command, image: str, gpus: tuple[int, ...] | None, publish: int | None,
-             health_port: int | None) -> dict[str, Any]:
+             health_port: int | None, node: int = 0) -> dict[str, Any]:
     svc: dict[str, Any] = {"image": image, "command": [_esc(a) for a in image_command(rc, cmd)]}
     if rc.runtime == "dynamo":
         svc["working_dir"] = dyn.WORKING_DIR[rc.engine_name]
@@ -81,12 +78,12 @@ def _service(rc: RenderContext, cmd: Command, image: str, gpus: tuple[int, ...] 
     if gpus is not None:
         svc["ipc"] = "host"
         svc["ulimits"] = {"memlock": -1, "stack": 67108864}
-        svc["environment"] = _environment(rc, cmd)
+        svc["environment"] = _environment(rc, cmd, node)
         svc["volumes"] = _volumes(rc)
         svc["deploy"] = {"resources": {"reservations": {"devices": [
             {"driver": "nvidia", "device_ids": [str(g) for g in gpus], "capabilities": ["gpu"]}]}}}
     elif cmd.env or rc.runtime == "dynamo":
-        svc["environment"] = _environment(rc, cmd)
+        svc["environment"] = _environment(rc, cmd, node)
     if health_port is not None:
         svc["healthcheck"] = healthcheck(health_port)
     svc["restart"] = "unless-stopped"
@@ -125,7 +122,7 @@ def _node_services(rc: RenderContext, node: int) -> dict[str, dict[str, Any]]:
         http = head and (rc.runtime == "native")
         name = inst.name if not inst.multinode else f"{inst.name}-node{node - inst.first_node}"
         svc = _service(rc, cmd, rc.image, inst.gpus, inst.port if http else None,
-                       inst.port if http else None)
+                       inst.port if http else None, node)
         if rc.runtime == "dynamo":
             svc["depends_on"] = {"etcd": {"condition": "service_started"}, "nats": {"condition": "service_started"}} \
                 if node == 0 else {}
@@ -142,13 +139,29 @@ def _node_services(rc: RenderContext, node: int) -> dict[str, dict[str, Any]]:
             svc["depends_on"] = {"etcd": {"condition": "service_started"}, "nats": {"condition": "service_started"}}
             services["frontend"] = svc
         else:
-            cmd = engines.router_command(rc, [(_url(rc, i), None) for i in rc.role_instances("prefill")],
+            cmd = engines.router_command(rc, [(_url(rc, i), i) for i in rc.role_instances("prefill")],
                                          [_url(rc, i) for i in rc.role_instances("decode")], port)
             image = engines.module(rc).ROUTER_IMAGE or rc.image
             svc = _service(rc, cmd, image, None, port, port)
             svc["depends_on"] = {w: {"condition": "service_healthy"} for w in workers}
+            if rc.engine_name == "trtllm":
+                svc["configs"] = [{"source": "trtllm-disagg", "target": f"{CONFIG_IN_CONTAINER}/trtllm-disagg.yaml"}]
             services["router"] = svc
     return services
+
+
+def _configs(rc: RenderContext) -> dict[str, Any]:
+    """Files compose writes into containers from inline content (interpolated like the rest)."""
+    if not (rc.engine_name == "trtllm" and rc.mode == "disagg" and rc.runtime == "native"):
+        return {}
+    from servewise.render.engines import trtllm
+
+    def addr(i: Instance) -> str:
+        return f"{'127.0.0.1' if i.first_node == 0 else _node_addr(i.first_node)}:{i.port}"
+
+    doc = trtllm.disagg_config(rc, [addr(i) for i in rc.role_instances("prefill")],
+                               [addr(i) for i in rc.role_instances("decode")], rc.service_port)
+    return {"trtllm-disagg": {"content": dump_yaml(doc)}}
 
 
 def compose_files(rc: RenderContext) -> list[tuple[str, int]]:
@@ -159,6 +172,10 @@ def compose_files(rc: RenderContext) -> list[tuple[str, int]]:
 
 
 def render_compose(rc: RenderContext) -> dict[str, str]:
+    local = rc.local_model_dir
+    if local and not local.startswith(("/", "~/")):
+        raise RenderError(f"model.id {local!r}: docker compose resolves relative paths against the compose file's "
+                          "folder; give the model folder as an absolute path (or ~/...)")
     files: dict[str, str] = {}
     entries = compose_files(rc)
     for rel, node in entries:
@@ -170,7 +187,9 @@ def render_compose(rc: RenderContext) -> dict[str, str]:
                   f"Run: HF_TOKEN=... docker compose -f {rel.split('/', 1)[1]} up -d"]
         if len(entries) > 1:
             header.append("Set NODE<k>_ADDRESS for every node this file names (node 0 is the head).")
-        doc = {"name": rc.name, "services": _node_services(rc, node)}
+        doc: dict[str, Any] = {"name": rc.name, "services": _node_services(rc, node)}
+        if node == 0 and _configs(rc):
+            doc["configs"] = _configs(rc)
         files[rel] = dump_yaml(doc, header="\n".join(header))
     for rel, text in engines.config_files(rc).items():
         files[f"compose/{rel}"] = text

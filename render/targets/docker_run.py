@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from servewise.render import engines
 from servewise.render.command import Command, Expr
 from servewise.render.context import CONTAINER_MODEL_DIR, RenderContext
@@ -28,17 +31,28 @@ def docker_run_argv(rc: RenderContext, gpus: str, publish: str, name: str, model
             "--ulimit", "memlock=-1", "--ulimit", "stack=67108864", "-p", publish,
             "-v", Expr('"${HF_HOME:-$HOME/.cache/huggingface}:' + HF_CACHE_IN_CONTAINER + '"'), "-e", "HF_TOKEN"]
     if model_mount is not None:
-        argv += ["-v", model_mount]
+        argv += ["--mount", model_mount]
     for k, v in cmd.env:
         argv += ["-e", f"{k}={v}"]
     return argv + [rc.image, *image_command(rc, cmd)]
+
+
+def model_mount(rc: RenderContext) -> str | None:
+    """``--mount`` of the local model folder, read-only. Docker reads the value as one CSV record,
+    so a path with commas, quotes or colons stays one field (unlike ``-v a:b:ro``)."""
+    if not rc.local_model_dir:
+        return None
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(["type=bind", f"source={rc.local_model_dir}",
+                                                 f"target={CONTAINER_MODEL_DIR}", "readonly"])
+    return buf.getvalue()
 
 
 def one_liner(rc: RenderContext) -> str:
     """The README's copy-and-paste form for instance 0 (literal values)."""
     inst = rc.instances[0]
     cmd = engines.worker_command(rc, inst, Site(model=rc.container_model, port=inst.port))
-    mount = f"{rc.local_model_dir}:{CONTAINER_MODEL_DIR}:ro" if rc.local_model_dir else None
+    mount = model_mount(rc)
     argv = docker_run_argv(rc, '"device=' + ",".join(map(str, inst.gpus)) + '"', f"{inst.port}:{inst.port}",
                            f"{rc.name}-0", mount, cmd)
     return " ".join(quote(a) for a in argv)
@@ -50,7 +64,7 @@ def render_docker_run(rc: RenderContext) -> dict[str, str]:
     slices = [",".join(map(str, i.gpus)) for i in insts]
     ports = [str(i.port) for i in insts]
     cmd = engines.worker_command(rc, insts[0], Site(model=rc.container_model, port=Expr('"${PORT}"')))
-    mount = Expr('"${MODEL_DIR}:' + CONTAINER_MODEL_DIR + ':ro"') if rc.local_model_dir else None
+    mount = model_mount(rc)
     argv = docker_run_argv(rc, Expr('"\\"device=${GPUS}\\""'), Expr('"${PORT}:${PORT}"'),
                            Expr(f'"{rc.name}-${{INSTANCE}}"'), mount, cmd)
     pre = [f"# Which instance to start (0-based, {n} in the plan); each gets its own GPUs and port.",
@@ -63,12 +77,6 @@ def render_docker_run(rc: RenderContext) -> dict[str, str]:
            "PORTS=(" + " ".join(array_item(p) for p in ports) + ")",
            'GPUS="${GPU_SLICES[$INSTANCE]}"',
            'PORT="${PORTS[$INSTANCE]}"']
-    if rc.local_model_dir:
-        pre += ["# The local model folder, mounted read-only (override with MODEL_DIR=...).",
-                "MODEL_DIR=\"${MODEL_DIR:-}\"",
-                'if [[ -z "$MODEL_DIR" ]]; then',
-                f"  MODEL_DIR={quote(rc.local_model_dir)}",
-                "fi"]
     image_at = argv.index(rc.image)
     lines = arg_lines(argv[2:image_at]) + [quote(rc.image)] + arg_lines(argv[image_at + 1:])
     title = f"{rc.model_id}: {rc.label}, one aggregated instance in a container ({rc.image})"

@@ -101,6 +101,9 @@ def _llmd_container(rc: RenderContext, role: str, port: int) -> dict[str, Any]:
 def _llmd(rc: RenderContext) -> tuple[dict[str, Any] | None, str]:
     if any(i.multinode for i in rc.instances):
         return None, "workers spanning nodes: use k8s/ (LeaderWorkerSet)"
+    if rc.mode == "disagg" and rc.engine_name != "vllm":
+        return None, (f"the chart's routing sidecar (v0.4) pairs vLLM prefill/decode pools only; {rc.label} "
+                      "disaggregation is in k8s/")
     d = rc.profile.deploy
     if rc.local_model_dir:
         uri = f"pvc://{d.model_cache_pvc}/{kube.local_basename(rc)}"

@@ -80,10 +80,10 @@ def config_volume(rc: RenderContext) -> tuple[dict[str, Any], dict[str, Any]] | 
             {"name": "engine-config", "mountPath": CONFIG_IN_POD, "readOnly": True})
 
 
-def configmap(rc: RenderContext) -> dict[str, Any] | None:
+def configmap(rc: RenderContext, extra: dict[str, str] | None = None) -> dict[str, Any] | None:
     from servewise.render import engines
 
-    files = engines.config_files(rc)
+    files = {**engines.config_files(rc), **(extra or {})}
     if not files:
         return None
     return {"apiVersion": "v1", "kind": "ConfigMap",

@@ -124,6 +124,10 @@ def render_readme(rc: RenderContext, files: list[str]) -> dict[str, str]:
         lines.append(f"provenance: {_md(est['provenance'])}")
     hw = p.hardware
     runtime = f" on Dynamo {dyn.VERSION}" if rc.runtime == "dynamo" else ""
+    pinned = dyn.pinned_version(rc.engine_name) if rc.runtime == "dynamo" else rc.engine.version
+    if pinned != rc.engine.version:
+        runtime += (f" (the runtime image ships {rc.engine_name} {pinned}; its worker flags are Dynamo's own and the "
+                    f"options YAML is checked against the {rc.engine.version} keys)")
     text = render_template(
         "README.md.j2", title=_md(f"{rc.name}: {rc.model_id}"), generator=p.generator.servewise,
         model=_md(rc.model_id), weights=p.model.weights_dtype, kv=p.model.kv_cache_dtype,

@@ -71,7 +71,7 @@ def _merge(cmds: list[Command]) -> tuple[Command, dict[str, list[str]], list[tup
         else:
             merged.append(_vary(vals, var_name(prev) + "S", arrays))
     env = []
-    for j, (name, value) in enumerate(first.env):
+    for j, (name, _) in enumerate(first.env):
         env.append((name, _vary([c.env[j][1] for c in cmds], name + "S", arrays)))
     return Command(first.program, (), tuple(merged), first.flags), arrays, env
 
@@ -101,7 +101,7 @@ def _script(rc: RenderContext, title: str, insts: list[Instance], cmds: list[Com
     pre += dynamo_env_lines(rc)
     for name, value in env:
         pre.append(f"export {name}={quote(value)}")
-    uses_config = any(CONFIG_DIR in a for a in cmd.args if isinstance(a, Expr))
+    uses_config = any("${CONFIG_DIR}" in a for a in cmd.args if isinstance(a, Expr))
     if uses_config:
         pre.insert(0, 'CONFIG_DIR="${CONFIG_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"')
     return render_template("shell/serve.sh.j2", title=comment_safe(title), generator=rc.profile.generator.servewise,
@@ -150,15 +150,36 @@ def _front_script(rc: RenderContext) -> dict[str, str]:
             host = _url_host(rc, i)
             text = f"http://{host}:{i.port}"
             return Expr(f'"{text}"') if "$" in host else text
-        prefill = [(url(i), None) for i in rc.role_instances("prefill")]
+        prefill = [(url(i), i) for i in rc.role_instances("prefill")]
         decode = [url(i) for i in rc.role_instances("decode")]
-        cmd = engines.router_command(rc, prefill, decode, port)
         role, title = "router", f"{rc.model_id}: {rc.label} prefill/decode router on port {port}"
+        if rc.engine_name == "trtllm":
+            cmd = engines.router_command(rc, prefill, decode, port)
+            cmd = type(cmd)(cmd.program, (), ("-c", Expr('"${CONFIG_FILE}"')), cmd.flags)
+            pre = ([nodes_line] if nodes_line else []) + _trtllm_config_lines(rc)
+        else:
+            cmd = engines.router_command(rc, prefill, decode, port)
+            pre = [nodes_line] if nodes_line else []
+    if rc.runtime == "dynamo":
+        pre = ([nodes_line] if nodes_line else []) + dynamo_env_lines(rc)
     text = render_template("shell/serve.sh.j2", title=comment_safe(title), generator=rc.profile.generator.servewise,
-                           uses_model=False, model_q="",
-                           pre_lines=([nodes_line] if nodes_line else []) + dynamo_env_lines(rc),
+                           uses_model=False, model_q="", pre_lines=pre,
                            command_q=" ".join(quote(p) for p in cmd.program), args_lines=arg_lines(list(cmd.args)))
     return {script_name(rc, role): text}
+
+
+def _trtllm_config_lines(rc: RenderContext) -> list[str]:
+    """Write the ``trtllm-serve disaggregated`` configuration (worker URLs on this plan's hosts) at start."""
+    from servewise.render.engines import trtllm
+    from servewise.render.yamlout import dump_yaml
+
+    def addr(i: Instance) -> str:
+        return f"{_url_host(rc, i)}:{i.port}"
+
+    doc = trtllm.disagg_config(rc, [addr(i) for i in rc.role_instances("prefill")],
+                               [addr(i) for i in rc.role_instances("decode")], rc.service_port)
+    lines = ['CONFIG_FILE="${CONFIG_FILE:-$(mktemp --suffix=.yaml)}"', 'cat > "$CONFIG_FILE" <<EOF']
+    return lines + dump_yaml(doc).splitlines() + ["EOF"]
 
 
 def render_shell(rc: RenderContext) -> dict[str, str]:
@@ -170,7 +191,9 @@ def render_shell(rc: RenderContext) -> dict[str, str]:
         files.update(_front_script(rc))
     for rel, text in engines.config_files(rc).items():
         files[f"shell/{rel}"] = text
-    if rc.mode == "agg" and rc.runtime == "native" and not rc.instances[0].multinode:
+    local = rc.local_model_dir
+    if rc.mode == "agg" and rc.runtime == "native" and not rc.instances[0].multinode and \
+            (local is None or local.startswith("/")):
         from servewise.render.targets.docker_run import render_docker_run
 
         files.update(render_docker_run(rc))

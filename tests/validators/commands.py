@@ -37,9 +37,10 @@ def container_argv(c: dict[str, Any], env: dict[str, str] | None = None) -> list
 
 
 def compose_argv(svc: dict[str, Any]) -> list[str]:
-    """A service's process after compose interpolation (``config`` output)."""
+    """A service's process after compose interpolation (``config`` output, which writes a literal
+    ``$`` as ``$$`` again so that its output is itself a valid compose file)."""
     entry = svc.get("entrypoint") or ENTRYPOINTS.get(svc["image"].rsplit(":", 1)[0], [])
-    return list(entry) + list(svc.get("command") or [])
+    return [a.replace("$$", "$") for a in [*entry, *(svc.get("command") or [])]]
 
 
 def _template(name: str, spec_tpl: dict[str, Any]) -> dict[str, Any]:

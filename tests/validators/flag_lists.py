@@ -21,7 +21,8 @@ INDEXES: dict[str, tuple[str, dict[str, tuple[str, ...]]]] = {
     "vllm-router-0.1.17": ("vllm-router-0.1.17.json", {"": ("flags",)}),
     "trtllm-1.2.1": ("trtllm-1.2.1.json", {"serve": ("trtllm-serve", "flags"),
                                            "disaggregated": ("trtllm-serve disaggregated", "flags")}),
-    "dynamo-1.6.1": ("dynamo-1.6.1.json", {c: ("commands", c, "flags") for c in ("frontend", "vllm", "sglang", "trtllm")}),
+    "dynamo-1.6.1": ("dynamo-1.6.1.json",
+                     {c: ("commands", c, "flags") for c in ("frontend", "vllm", "sglang", "trtllm")}),
 }
 _SWITCH_ACTIONS = {"store_true", "store_const", "DeprecatedStoreTrueAction", "DeprecatedStoreConstAction"}
 

@@ -46,9 +46,11 @@ _SERVICE = opt(obj(
     healthcheck=obj(test=STRS, interval=STR, timeout=STR, retries=POS, start_period=STR),
     restart={"const": "unless-stopped"},
     depends_on={"type": "object", "additionalProperties": obj(condition={"enum": ["service_started",
-                                                                                   "service_healthy"]})}),
+                                                                                   "service_healthy"]})},
+    configs={"type": "array", "items": obj(source=STR, target=STR)}),
     "image", "restart")
-COMPOSE = obj(name=STR, services={"type": "object", "minProperties": 1, "additionalProperties": _SERVICE})
+COMPOSE = opt(obj(name=STR, services={"type": "object", "minProperties": 1, "additionalProperties": _SERVICE},
+                  configs={"type": "object", "additionalProperties": obj(content=STR)}), "name", "services")
 
 VLLM_STACK = obj(
     ["servingEngineSpec", "routerSpec"],
@@ -117,3 +119,17 @@ DGD_V1ALPHA1 = obj(
                      "type": "object", "required": ["name", "image", "command", "args"],
                      "properties": {"name": {"const": "main"}}}), "mainContainer")),
                  "componentType", "replicas", "extraPodSpec")}))
+
+# TensorRT-LLM extra LLM API options as servewise writes them (TorchLlmArgs rejects unknown keys).
+TRTLLM_OPTIONS = opt(obj(
+    kv_cache_config=opt(obj(enable_block_reuse={"const": True}, dtype={"enum": ["auto", "fp8"]}), "enable_block_reuse"),
+    cuda_graph_config=obj(enable_padding={"const": True},
+                          batch_sizes={"type": "array", "minItems": 1, "uniqueItems": True, "items": POS}),
+    enable_attention_dp={"const": True},
+    cache_transceiver_config=obj(backend={"enum": ["NIXL", "UCX", "MOONCAKE"]}, max_tokens_in_buffer=POS),
+    disable_overlap_scheduler={"const": True}), "kv_cache_config")
+
+_TRT_SERVERS = obj(num_instances=POS, urls={"type": "array", "minItems": 1,
+                                            "items": {"type": "string", "pattern": r"^[^:/\s]+:[0-9]+$"}})
+TRTLLM_DISAGG = obj(hostname={"const": "0.0.0.0"}, port=POS, backend={"const": "pytorch"},
+                    context_servers=_TRT_SERVERS, generation_servers=_TRT_SERVERS)

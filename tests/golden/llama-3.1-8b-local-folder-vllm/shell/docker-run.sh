@@ -14,11 +14,6 @@ GPU_SLICES=("0" "1")
 PORTS=("8000" "8001")
 GPUS="${GPU_SLICES[$INSTANCE]}"
 PORT="${PORTS[$INSTANCE]}"
-# The local model folder, mounted read-only (override with MODEL_DIR=...).
-MODEL_DIR="${MODEL_DIR:-}"
-if [[ -z "$MODEL_DIR" ]]; then
-  MODEL_DIR=/srv/models/Llama-3.1-8B-Instruct
-fi
 exec docker run \
     --rm \
     --name "llama-3-1-8b-instruct-${INSTANCE}" \
@@ -29,7 +24,7 @@ exec docker run \
     -p "${PORT}:${PORT}" \
     -v "${HF_HOME:-$HOME/.cache/huggingface}:/root/.cache/huggingface" \
     -e HF_TOKEN \
-    -v "${MODEL_DIR}:/models/model:ro" \
+    --mount type=bind,source=/srv/models/Llama-3.1-8B-Instruct,target=/models/model,readonly \
     vllm/vllm-openai:v0.33.0 \
     /models/model \
     --host 0.0.0.0 \

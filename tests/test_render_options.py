@@ -1,0 +1,122 @@
+"""Profile options at render time: extra engine arguments, --set overrides, the KV transfer
+backend, estimates in the README, and the output directory replaced whole."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from servewise.profiles import load_profile
+from servewise.profiles.store import profile_from_dict, profile_to_dict
+from servewise.render import render
+from servewise.render.errors import RenderError
+
+from .conftest import EXAMPLES, run_cli
+from .validators.argv import parse_and_check
+from .validators.artifacts import render_to
+from .validators.stubs import run_script
+
+
+def _doc(name: str) -> dict:  # type: ignore[type-arg]
+    return profile_to_dict(load_profile(EXAMPLES / name))
+
+
+def test_extra_args_reach_every_target_and_are_checked(shared_dir):
+    doc = _doc("llama-3.1-70b-8xh100-disagg-vllm.yaml")
+    doc["deploy"]["extra_args"]["prefill"] = ["--enforce-eager", "--seed", "7"]
+    doc["deploy"]["extra_args"]["decode"] = ["--block-size=32"]
+    r = render_to(profile_from_dict(doc), "extra-args")
+    cap = run_script(r.root / "shell" / "serve_prefill.sh", {"INSTANCE": "1"}, "extra-prefill")
+    parsed = parse_and_check(shared_dir, cap.argv, {"vllm": "0.33.0"})
+    assert "--enforce-eager" in parsed.flags and parsed.flags["--seed"] == [["7"]]
+    cap = run_script(r.root / "shell" / "serve_decode.sh", {}, "extra-decode")
+    assert "--block-size=32" in cap.argv and "--enforce-eager" not in cap.argv
+    decode = next(d for d in yaml.safe_load_all((r.root / "k8s" / "decode.yaml").read_text())
+                  if d["kind"] == "Deployment")
+    assert decode["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--block-size=32"
+    assert "--enforce-eager" in r.files["compose/docker-compose.yaml"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max-num-seqs", "4"],
+     "deploy.extra_args.agg: --max-num-seqs conflicts with --max-num-seqs, which servewise sets"),
+    (["-tp", "2"], "conflicts with --tensor-parallel-size"),
+    (["--gpu_memory_utilization=0.5"], "conflicts with --gpu-memory-utilization"),
+    (["--swap-space", "4"], "deploy.extra_args.agg: vLLM 0.33.0 has no flag --swap-space"),
+    (["--max-long-partial-prefills", "1"], "has no flag"),
+    (["--seed", "seven"], "--seed takes an integer"),
+    (["--kv-cache-dtype", "fp8"], "conflicts with"),
+])
+def test_extra_args_that_conflict_or_do_not_exist_are_refused(extra, message):
+    doc = _doc("llama-3.1-70b-4xh100-tp4-vllm.yaml")
+    doc["model"]["kv_cache_dtype"] = "fp8"
+    doc["deploy"]["extra_args"]["agg"] = extra
+    with pytest.raises(RenderError, match=message.replace("[", r"\[")):
+        render(profile_from_dict(doc))
+
+
+def test_set_overrides_on_render_and_replay(tmp_path):
+    prof = str(EXAMPLES / "llama-3.1-70b-4xh100-tp4-vllm.yaml")
+    sets = ["--set", "deploy.namespace=prod", "--set", "engine.image=vllm/vllm-openai:v0.33.1",
+            "--set", "deploy.extra_args.agg=[--enforce-eager]"]
+    r = run_cli("render", "--profile", prof, "--out", str(tmp_path / "a"), *sets)
+    assert r.code == 0, r.err
+    r2 = run_cli("--profile", prof, "--out", str(tmp_path / "b"), *sets)
+    assert r2.code == 0, r2.err
+    for out in ("a", "b"):
+        dep = next(d for d in yaml.safe_load_all((tmp_path / out / "k8s" / "deployment.yaml").read_text())
+                   if d["kind"] == "Deployment")
+        assert dep["metadata"]["namespace"] == "prod"
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        assert c["image"] == "vllm/vllm-openai:v0.33.1" and "--enforce-eager" in c["args"]
+    assert (tmp_path / "a" / "k8s" / "deployment.yaml").read_bytes() == \
+        (tmp_path / "b" / "k8s" / "deployment.yaml").read_bytes()
+    bad = run_cli("render", "--profile", prof, "--out", str(tmp_path / "c"), "--set", "engine.image=vllm:latest")
+    assert bad.code == 2 and "engine.image" in bad.err
+
+
+def test_output_directory_is_replaced_whole(tmp_path):
+    prof = str(EXAMPLES / "llama-3.1-70b-8xh100-disagg-vllm.yaml")
+    out = tmp_path / "out"
+    assert run_cli("render", "--profile", prof, "--out", str(out)).code == 0
+    (out / "shell" / "stale.sh").write_text("old\n")
+    r = run_cli("render", "--profile", prof, "--out", str(out))
+    assert r.code == 2 and "--force" in r.err and (out / "shell" / "stale.sh").exists()
+    assert run_cli("render", "--profile", prof, "--out", str(out), "--force", "--target", "shell").code == 0
+    assert not (out / "shell" / "stale.sh").exists() and not (out / "k8s").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "plan.json", "shell"]
+
+
+def test_mooncake_transfer_backend(shared_dir):
+    doc = _doc("llama-3.1-70b-8xh100-disagg-vllm.yaml")
+    doc["deploy"]["kv_transfer"] = "mooncake"
+    r = render_to(profile_from_dict(doc), "mooncake")
+    cap = run_script(r.root / "shell" / "serve_prefill.sh", {"INSTANCE": "1"}, "mooncake-prefill")
+    parsed = parse_and_check(shared_dir, cap.argv, {"vllm": "0.33.0"})
+    assert json.loads(parsed.flags["--kv-transfer-config"][0][0]) == {"kv_connector": "MooncakeConnector",
+                                                                       "kv_role": "kv_producer"}
+    assert cap.env["VLLM_MOONCAKE_BOOTSTRAP_PORT"] == "8999"
+    router = run_script(r.root / "shell" / "serve_router.sh", {}, "mooncake-router")
+    parsed = parse_and_check(shared_dir, router.argv, {})
+    assert parsed.flags["--prefill"][1] == ["http://127.0.0.1:8101", "8999"]
+    assert parsed.flags["--kv-connector"] == [["mooncake"]]
+
+
+def test_readme_shows_estimates_with_bands():
+    doc = _doc("qwen3-32b-8xh200-vllm.yaml")
+    doc["plan"]["estimates"] = {"ttft_ms": 640.0, "ttft_ms_range": [520.0, 790.0], "tpot_ms": 24.5,
+                                "tpot_ms_range": [21.0, 29.0], "output_tokens_per_s_per_gpu": 410.0,
+                                "output_tokens_per_s_per_gpu_range": [350.0, 470.0], "provenance": "fitted model"}
+    readme = render(profile_from_dict(doc), ["shell"])["README.md"]
+    assert "ttft ms: 640.0 ms (band 520.0 to 790.0)" in readme
+    assert "tpot ms: 24.50 ms (band 21.00 to 29.00)" in readme
+    assert "provenance: fitted model" in readme
+
+
+def test_served_name_that_looks_like_a_flag_is_refused():
+    doc = _doc("qwen3-32b-8xh200-vllm.yaml")
+    doc["model"]["served_name"] = "--port"
+    with pytest.raises(RenderError, match="must not start with '-'"):
+        render(profile_from_dict(doc))
