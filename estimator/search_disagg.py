@@ -5,12 +5,12 @@ The full product (prefill layout x decode layout x x x y x replicas x budgets x 
 to evaluate whole on big budgets, so two cheap screens come first, each one broadcast call:
 
 1. **prefill**: every prefill layout x step budget alone (one worker, one client): its own prompt
-   latency and its prompt capacity per GPU. Rows whose latency cannot meet the TTFT target are dropped;
-   of the rest the Pareto front of (latency, capacity per GPU) and the best by capacity are kept
-   (``SearchOptions.prefill_keep``).
+   latency and its prompt capacity per GPU. Rows whose latency cannot meet the TTFT target are dropped
+   (unless none can: then the nearest stay, for the near misses and the advice); of the rest the Pareto
+   front of (latency, capacity per GPU) and the best by capacity are kept (``SearchOptions.prefill_keep``).
 2. **decode**: every decode layout x memory fraction x batch with the batch full and prefill not limiting:
-   its TPOT and decode capacity per GPU. Rows whose TPOT misses the target are dropped; per layout and
-   fraction the best capacity per GPU ranks them; the front of (TPOT at its smallest batch, capacity) and
+   its TPOT and decode capacity per GPU. Rows whose TPOT misses the target are dropped (unless all do);
+   per layout and fraction the best capacity per GPU ranks them; the front of (TPOT at its smallest batch, capacity) and
    the best are kept (``decode_keep``).
 
 Then every kept prefill x kept decode x worker counts (``x * prefill GPUs + y * decode GPUs`` within the
@@ -28,7 +28,7 @@ from servewise.estimator import budget as membudget
 from servewise.estimator.context import Context
 from servewise.estimator.pareto import pareto_mask
 from servewise.estimator.performance import disagg_grid
-from servewise.estimator.search import PERCENTILE_EXPONENT, LoadSpec, SearchOptions, Sla, Table, empty_table
+from servewise.estimator.search import LoadSpec, SearchOptions, Sla, Table, empty_table, percentile_exponent
 from servewise.estimator.search_space import (
     BATCH_GRID, budgets, charged_gpus, default_fraction, engine_defaults_by_tp, fractions, layouts, nodes_needed,
     prefill_gpu,
@@ -108,9 +108,11 @@ def screen_prefill(ctx: Context, sla: Sla, opts: SearchOptions, ref_decode: dict
     pt = g.point
     lat = np.broadcast_to(pt.prefill_s, rows["tp"].shape)
     hi = lat * np.broadcast_to(g.ttft_band_s[1] / np.maximum(g.ttft_s, 1e-30), lat.shape)
-    lat_stat = _stat(lat, hi, PERCENTILE_EXPONENT[sla.percentile])
+    lat_stat = _stat(lat, hi, percentile_exponent(sla.percentile))
     cap = np.broadcast_to(pt.prefill_capacity_rps, lat.shape) / (rows["tp"] * rows["pp"] * rows["dp"])
     good = np.isfinite(lat_stat) & ((lat_stat <= sla.ttft_s) if sla.ttft_s is not None else True)
+    if not good.any():            # none can meet TTFT: keep the nearest, so the plan shows misses and advice
+        good = np.isfinite(lat_stat)
     idx = np.flatnonzero(good)
     keep = idx[_keep(lat[idx], cap[idx], cap[idx], opts.prefill_keep)]
     out = {k: v[keep] for k, v in rows.items()}
@@ -157,10 +159,12 @@ def screen_decode(ctx: Context, sla: Sla, opts: SearchOptions, load: LoadSpec, r
                     fraction=rows["fraction"], prefill_gpu_id=prefill_gpu(ctx).id, decode_gpu_id=ctx.hardware.gpu.id,
                     decode_kv_tokens=rows["kv"])
     tpot = np.broadcast_to(g.tpot_s, rows["tp"].shape)
-    tpot_stat = _stat(tpot, np.broadcast_to(g.tpot_band_s[1], tpot.shape), PERCENTILE_EXPONENT[sla.percentile])
+    tpot_stat = _stat(tpot, np.broadcast_to(g.tpot_band_s[1], tpot.shape), percentile_exponent(sla.percentile))
     gpus = rows["tp"] * rows["pp"] * rows["dp"]
     cap = np.broadcast_to(g.point.decode_capacity_rps, tpot.shape) * wl.osl / gpus
     good = np.isfinite(tpot_stat) & ((tpot_stat <= sla.tpot_s) if sla.tpot_s is not None else True)
+    if not good.any():            # none can meet TPOT: keep the nearest, so the plan shows misses and advice
+        good = np.isfinite(tpot_stat)
     rows["cap_per_gpu"] = np.where(good, cap, 0.0)
     # one entry per (layout, fraction): its best batch by capacity, its smallest TPOT
     group = rows["layout"] * 1000 + np.round(rows["fraction"] * 1000).astype(np.int64)
