@@ -121,6 +121,11 @@ def test_candidates_match_estimate_and_serve_the_load(load):
     assert r.feasible and r.load.kind == next(iter(load))
     assert r.chosen_estimate.perf.output_tokens_per_s == pytest.approx(r.chosen.perf.output_tokens_per_s, rel=1e-4)
     assert r.chosen_estimate.perf.ttft_ms == pytest.approx(r.chosen.perf.ttft_ms, rel=1e-4)
+    assert set(r.best) == {"agg", "disagg"} and all(r.best.values())
+    for best in r.best.values():             # each mode's best is what `estimate` says of its plan
+        est = estimate_in_context(ctx, best.plan).perf
+        for k in ("ttft_ms", "tpot_ms", "output_tokens_per_s", "concurrency", "requests_per_s"):
+            assert getattr(est, k) == pytest.approx(getattr(best.perf, k), rel=1e-3, abs=2e-3), (best.mode, k)
     for mode, cands in r.candidates.items():
         for c in cands:
             if not c.meets_sla:
