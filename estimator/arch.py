@@ -9,6 +9,7 @@ docstring. Counts are in parameters; bytes come from ``servewise.estimator.quant
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from servewise.perfdata.errors import DataError
@@ -110,6 +111,21 @@ class SparseIndexer:
 
 
 @dataclass(frozen=True)
+class LayerCounts:
+    """How many decoder layers are of each kind (one architecture's, computed once)."""
+
+    full: int           # attention over the whole context
+    sliding: int        # sliding-window attention
+    linear: int         # linear-attention (recurrent) mixers
+    moe: int            # layers whose MLP is routed experts
+    dense_mlp: int      # layers with a dense MLP
+
+    @property
+    def attention(self) -> int:
+        return self.full + self.sliding
+
+
+@dataclass(frozen=True)
 class ModelArch:
     """What servewise needs of a decoder-only language model (multimodal: its text part)."""
 
@@ -179,17 +195,26 @@ class ModelArch:
     def layer_is_moe(self, i: int) -> bool:
         return self.moe is not None and i not in self.moe.dense_layers
 
+    @cached_property
+    def layer_counts(self) -> LayerCounts:
+        """Layers of each kind, counted once per architecture object (the performance model asks for
+        them on every step-time call; the frozen fields they derive from never change)."""
+        kinds = self.layer_kinds
+        moe = sum(self.layer_is_moe(i) for i in range(self.num_layers))
+        return LayerCounts(full=kinds.count("full"), sliding=kinds.count("sliding"), linear=kinds.count("linear"),
+                           moe=moe, dense_mlp=self.num_layers - moe)
+
     @property
     def num_moe_layers(self) -> int:
-        return sum(self.layer_is_moe(i) for i in range(self.num_layers))
+        return self.layer_counts.moe
 
     @property
     def num_attention_layers(self) -> int:
-        return sum(k != "linear" for k in self.layer_kinds)
+        return self.layer_counts.attention
 
     @property
     def num_linear_layers(self) -> int:
-        return sum(k == "linear" for k in self.layer_kinds)
+        return self.layer_counts.linear
 
     # ----------------------------------------------------------------- parameter counts
     def attention_params_per_layer(self) -> int:
@@ -336,8 +361,5 @@ class ModelArch:
 
     def kv_layers(self) -> dict[LayerKind, int]:
         """Number of layers of each kind that hold a KV cache."""
-        counts: dict[LayerKind, int] = {"full": 0, "sliding": 0}
-        for k in self.layer_kinds:
-            if k != "linear":
-                counts[k] += 1
-        return counts
+        c = self.layer_counts
+        return {"full": c.full, "sliding": c.sliding}

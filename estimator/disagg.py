@@ -50,8 +50,7 @@ def kv_cache_bytes(t: PerfTarget, isl) -> np.ndarray:
     at most the window) x bytes per element (MLA: the latent + rope key)."""
     a = t.arch
     per = a.kv_elements_per_token_per_layer() * t.kv_bytes_per_element
-    n_full = sum(k == "full" for k in a.layer_kinds)
-    n_slide = sum(k == "sliding" for k in a.layer_kinds)
+    n_full, n_slide = a.layer_counts.full, a.layer_counts.sliding
     isl = np.asarray(isl, dtype=np.float64)
     held = n_full * isl + n_slide * (np.minimum(isl, a.sliding_window) if a.sliding_window else isl)
     return per * held

@@ -169,24 +169,6 @@ def linear_params_per_gpu(a: ModelArch, tp: np.ndarray) -> dict[str, np.ndarray]
     return out
 
 
-_COUNTS: dict[int, tuple[ModelArch, dict[str, int]]] = {}
-
-
-def _layer_counts(a: ModelArch) -> dict[str, int]:
-    """Layers of each kind (cached per architecture object: the search calls this per grid)."""
-    hit = _COUNTS.get(id(a))
-    if hit is not None and hit[0] is a:
-        return hit[1]
-    kinds = a.layer_kinds
-    counts = {"full": sum(k == "full" for k in kinds), "sliding": sum(k == "sliding" for k in kinds),
-              "linear": sum(k == "linear" for k in kinds), "moe": a.num_moe_layers,
-              "dense_mlp": a.num_layers - a.num_moe_layers}
-    if len(_COUNTS) > 256:
-        _COUNTS.clear()
-    _COUNTS[id(a)] = (a, counts)
-    return counts
-
-
 def attention_time_s(t: PerfTarget, tp, prefill_tokens, prefill_ctx, decode_seqs, decode_ctx, window):
     """One attention layer's core (softmax(QK^T)V) on one GPU.
 
@@ -289,7 +271,7 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
     bw = gpu.memory_bandwidth_bytes_per_s
     peak16 = gpu.peak_flops("bf16")
     W = linear_params_per_gpu(a, tp)
-    n = _layer_counts(a)
+    n = a.layer_counts
     h = a.hidden_size
     act = 2.0 * T * h * ACT_BYTES
 
@@ -298,15 +280,15 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
         return _roofline(2.0 * tokens * params, params * bpp + act, pk, bw, c, eff)
 
     total, comp = 0.0, 0.0
-    attn_layers = n["full"] + n["sliding"]
-    for params, count, kind in ((W["qkv"] + W["o"], attn_layers, "attention"), (W["dense_mlp"], n["dense_mlp"], "mlp"),
-                                (W["linear_mixer"], n["linear"], "attention")):
+    attn_layers = n.full + n.sliding
+    for params, count, kind in ((W["qkv"] + W["o"], attn_layers, "attention"), (W["dense_mlp"], n.dense_mlp, "mlp"),
+                                (W["linear_mixer"], n.linear, "attention")):
         if count:
             tt, cc = gemm(params, T, kind)
             total, comp = total + count * tt, comp + count * cc
     comm = 0.0
     span = tp * dp
-    if a.moe and n["moe"]:
+    if a.moe and n.moe:
         m = a.moe
         t_engine = T * dp                              # tokens all attention ranks send to the experts
         assign = t_engine * m.top_k
@@ -318,17 +300,17 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
         te, ce = te / c["moe_efficiency"], ce / c["moe_efficiency"]   # grouped/fused expert kernels
         imb = np.where(ep > 1, c["moe_imbalance"], 1.0)
         tt, cc = gemm(W["shared"], T, "shared_experts") if m.shared_intermediate else (0.0, 0.0)
-        total = total + n["moe"] * (te * imb + tt)
-        comp = comp + n["moe"] * (ce * imb + cc)
+        total = total + n.moe * (te * imb + tt)
+        comp = comp + n.moe * (ce * imb + cc)
         # With attention data parallel (dp > 1) each rank's tokens are dispatched to the experts' ranks and
         # combined back (all-to-all); with attention TP the tokens are already on every rank, so each rank
         # runs its experts (EP) or expert slices (TP) on all of them and one all-reduce combines the output.
         routed = assign / dp * h * ACT_BYTES            # per GPU of the attention rank's tokens
         a2a = alltoall_time_s(t, np.where(dp > 1, ep, 1.0), routed / tp, link_bandwidth(t, span))
         ar = allreduce_time_s(t, tp, T * h * ACT_BYTES, link_bandwidth(t, tp))
-        comm = comm + n["moe"] * np.where(dp > 1, a2a, ar)
+        comm = comm + n.moe * np.where(dp > 1, a2a, ar)
     # TP all-reduce after attention (and linear mixers) and after each dense MLP
-    ar_layers = attn_layers + n["linear"] + n["dense_mlp"]
+    ar_layers = attn_layers + n.linear + n.dense_mlp
     comm = comm + ar_layers * allreduce_time_s(t, tp, T * h * ACT_BYTES, link_bandwidth(t, tp))
     comm = comm + (pp - 1.0) * (T * h * ACT_BYTES / link_bandwidth(t, tp * pp) + c["allreduce_latency_s"])
     rows = D + n_pre / pp
@@ -336,11 +318,11 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
     t_head, c_head = _roofline(2.0 * rows * W["lm_head"], W["lm_head"] * bpp + rows * h * ACT_BYTES, pk, bw, c, eff)
     ctx_p = np.asarray(prefill_ctx, dtype=np.float64)
     ctx_d = np.asarray(decode_ctx, dtype=np.float64)
-    attn = n["full"] * attention_time_s(t, tp, P, ctx_p, D, ctx_d, None)
-    if n["sliding"]:
-        attn = attn + n["sliding"] * attention_time_s(t, tp, P, ctx_p, D, ctx_d, a.sliding_window)
-    if n["linear"] and a.linear:
-        attn = attn + n["linear"] * linear_attention_time_s(t, tp, P, D)
+    attn = n.full * attention_time_s(t, tp, P, ctx_p, D, ctx_d, None)
+    if n.sliding:
+        attn = attn + n.sliding * attention_time_s(t, tp, P, ctx_p, D, ctx_d, a.sliding_window)
+    if n.linear and a.linear:
+        attn = attn + n.linear * linear_attention_time_s(t, tp, P, D)
     elem = a.num_layers * T * h * ACT_BYTES * ELEMENTWISE_PASSES / (bw * c["memory_efficiency"])
     graph = (P == 0) & (D * pp <= CUDA_GRAPH_MAX_BATCH)
     per_layer = np.where(graph, c["layer_overhead_graph_s"], c["layer_overhead_eager_s"])

@@ -166,3 +166,20 @@ def test_step_time_broadcasts_over_candidate_axes():
             assert float(one.total_s) == pytest.approx(grid.total_s[i, j], rel=1e-12)
             for k, v in one.terms().items():
                 assert float(v) == pytest.approx(grid.terms()[k][i, j], rel=1e-12, abs=1e-15)
+
+
+def test_layer_counts_are_computed_once_per_architecture(monkeypatch):
+    """The per-layer kind and MoE counts are derived once per architecture object: step-time calls
+    (the search makes hundreds) never walk the layers again."""
+    a = arch("deepseek-ai/DeepSeek-V3")
+    counts = a.layer_counts
+    assert (counts.moe, counts.dense_mlp, counts.full) == (58, 3, 61)    # first_k_dense_replace = 3
+    assert a.num_moe_layers == 58 and a.kv_layers() == {"full": 61, "sliding": 0}
+    t = target(a=a, dtype="fp8")
+
+    def walked(self, i):  # noqa: ARG001
+        raise AssertionError("layer_is_moe called again")
+
+    monkeypatch.setattr(ModelArch, "layer_is_moe", walked)
+    assert a.layer_counts is counts
+    assert float(total(t, tp=8, decode_seqs=16, decode_ctx=2048)) > 0
