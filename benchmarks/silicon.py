@@ -139,7 +139,8 @@ def subject(model_id: str, gpu_id: str, engine: str, weights_dtype: str, kv_dtyp
     gpu = all_gpus()[gpu_id]
     t = make_target(rm.arch, rm.scheme, gpu, engine, kv_dtype, coef=coef)
     d = batch_defaults(engine, get_engine(engine).default_version, gpu, gpu.memory_bytes)
-    seqs = float(d.max_num_seqs) if engine != "sglang" else 1e9   # SGLang: running requests limited by KV only
+    kv_pool_only = t.serving.default_running_limit == "kv_pool"   # SGLang: running requests limited by KV only
+    seqs = 1e9 if kv_pool_only else float(d.max_num_seqs)
     return Subject(t, rm, float(d.max_num_batched_tokens), seqs)
 
 

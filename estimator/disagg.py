@@ -101,7 +101,7 @@ def disaggregated(prefill: PerfTarget, decode: PerfTarget, p_par: Parallel, d_pa
     ttft_p, cap_rank, p_step = _prefill_pool(prefill, p_par, isl, conc / x, budget, k)
     mu_p = x * cap_rank
     t_kv = kv_transfer_s(prefill, decode, p_par.tp, d_par.tp, isl, link_bw)
-    cap_d = np.minimum(np.maximum(kv_capacity_requests(decode.engine, decode_kv_tokens, isl, osl), 1.0),
+    cap_d = np.minimum(np.maximum(kv_capacity_requests(decode.serving, decode_kv_tokens, isl, osl), 1.0),
                        decode_max_seqs)
     ctx = isl + osl / 2.0
     n_d = np.minimum(np.maximum(conc / y, 1.0), cap_d)

@@ -24,6 +24,7 @@ import numpy as np
 
 from servewise.estimator.arch import ModelArch
 from servewise.estimator.quant import ModuleKind, QuantScheme, WeightFormat, plain_scheme
+from servewise.perfdata.engines import ServingBehaviour
 from servewise.perfdata.gpus import GpuSpec, Link
 
 ArrayLike = int | float | np.ndarray
@@ -44,6 +45,7 @@ class PerfTarget:
     intra_link: Link           # GPU-to-GPU link inside the scale-up domain (NVLink, or PCIe without it)
     engine: str
     coef: Mapping[str, float]  # resolved calibration coefficients for (GPU generation, engine)
+    serving: ServingBehaviour  # the engine version's scheduling facts (perfdata/engines/<engine>.yaml)
 
     @property
     def generation(self) -> str:
@@ -337,10 +339,12 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
 
 def make_target(arch: ModelArch, weights: WeightFormat | QuantScheme, gpu: GpuSpec, engine: str,
                 kv_dtype: str = "auto", gpus_per_node: int | None = None, intra_link: Link | None = None,
-                coef: Mapping[str, float] | None = None) -> PerfTarget:
-    """A PerfTarget with the calibrated coefficients of (GPU generation, engine) unless ``coef`` is given.
+                coef: Mapping[str, float] | None = None, engine_version: str | None = None) -> PerfTarget:
+    """A PerfTarget with the calibrated coefficients of (GPU generation, engine) unless ``coef`` is given,
+    and the scheduling facts of ``engine_version`` (default: the engine's default version).
     ``weights``: a format applied to every decoder linear layer, or a checkpoint's QuantScheme."""
     from servewise.estimator.quant import kv_bytes_per_element
+    from servewise.perfdata import get_engine
     from servewise.perfdata.calibration import load_calibration
 
     if coef is None:
@@ -350,4 +354,5 @@ def make_target(arch: ModelArch, weights: WeightFormat | QuantScheme, gpu: GpuSp
     # rack-scale NVLink (GB200/GB300 NVL72) spans more GPUs than one node; otherwise the node is the domain
     domain = gpu.scale_up_domain_gpus if gpu.scale_up_domain_gpus > gpu.gpus_per_node else node
     return PerfTarget(arch=arch, scheme=scheme, kv_bytes_per_element=kv_bytes_per_element(kv_dtype), gpu=gpu,
-                      scale_up_gpus=domain, intra_link=intra_link or gpu.interconnect, engine=engine, coef=dict(coef))
+                      scale_up_gpus=domain, intra_link=intra_link or gpu.interconnect, engine=engine, coef=dict(coef),
+                      serving=get_engine(engine).version(engine_version).serving)

@@ -50,7 +50,7 @@ def kv_limited_batch(ctx: Context, tp: int, pp: int, dp: int, ep: int, max_num_b
     t = perf_target(ctx, gpu_id)
     cap = batch_defaults(ctx.engine_name, ctx.engine.version, t.gpu, t.gpu.memory_bytes, tp,
                          ctx.max_model_len).max_num_seqs
-    if ctx.engine_name == "sglang":   # its running requests are limited by the KV pool, not the graph batch
+    if ctx.engine.serving.default_running_limit == "kv_pool":   # only the KV pool limits its running requests
         cap = 1_000_000
     wl = ctx.profile.workload
     batch = cap
@@ -147,7 +147,7 @@ def disagg_perf(ctx: Context, plan: DisaggPlan, roles: dict[str, RoleEstimate]) 
     elif ld.max_throughput:
         from servewise.estimator.serving import kv_capacity_requests
 
-        cap = min(float(kv_capacity_requests(ctx.engine_name, roles["decode"].memory.kv_cache_tokens, wl.isl,
+        cap = min(float(kv_capacity_requests(ctx.engine.serving, roles["decode"].memory.kv_cache_tokens, wl.isl,
                                              wl.osl)), d.max_num_seqs)
         conc = cap * d.dp * d.workers
     else:

@@ -36,7 +36,7 @@ def perf_target(ctx: Context, gpu_id: str | None = None) -> PerfTarget:
     link = hw.intra_node if gpu is hw.gpu else gpu.interconnect
     rm = ctx.model
     return make_target(rm.arch, rm.scheme, gpu, ctx.engine_name, ctx.kv_dtype, gpus_per_node=hw.gpus_per_node,
-                       intra_link=link)
+                       intra_link=link, engine_version=ctx.engine.version)
 
 
 def family(ctx: Context) -> str:

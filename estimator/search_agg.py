@@ -103,7 +103,7 @@ def evaluate_agg(ctx: Context, load: LoadSpec, opts: SearchOptions) -> Table:
     mem = membudget.memory_terms(ctx, rows["tp"], rows["pp"], rows["ep"], rows["dp"], rows["seqs"], rows["budget"],
                                  rows["fraction"])
     kv = np.asarray(mem.kv_cache_tokens, dtype=np.float64)
-    cap = kv_capacity_requests(ctx.engine_name, kv, wl.isl, wl.osl)
+    cap = kv_capacity_requests(ctx.engine.serving, kv, wl.isl, wl.osl)
     ok = np.asarray(mem.feasible) & (kv >= wl.isl + wl.osl)
     if load.kind == "max_throughput":
         ok &= rows["seqs"] <= cap                   # larger limits than the KV cache holds add nothing

@@ -145,7 +145,7 @@ def decode_rows(ctx: Context, opts: SearchOptions, batches: np.ndarray) -> dict[
     mem = membudget.memory_terms(ctx, cols["tp"], cols["pp"], cols["ep"], cols["dp"], cols["seqs"], cols["budget"],
                                  cols["fraction"])
     kv = np.asarray(mem.kv_cache_tokens, dtype=np.float64)
-    ok = np.asarray(mem.feasible) & (kv_capacity_requests(ctx.engine_name, kv, wl.isl, wl.osl) >= cols["seqs"])
+    ok = np.asarray(mem.feasible) & (kv_capacity_requests(ctx.engine.serving, kv, wl.isl, wl.osl) >= cols["seqs"])
     cols.update(kv=kv, weights_bytes=np.asarray(mem.weights_bytes, np.float64),
                 kv_cache_bytes=np.asarray(mem.kv_cache_bytes, np.float64))
     return {k: v[ok] for k, v in cols.items()}
@@ -318,7 +318,7 @@ def evaluate_disagg(ctx: Context, load: LoadSpec, sla: Sla, opts: SearchOptions)
     kv = np.asarray(mem.kv_cache_tokens, dtype=np.float64)
     ok = np.asarray(mem.feasible) & (kv >= wl.isl + wl.osl)
     if load.kind != "request_rate":   # a fixed batch must fit (at a rate the engine's default limit is a cap)
-        ok &= kv_capacity_requests(ctx.engine_name, kv, wl.isl, wl.osl) >= rows["d_seqs"]
+        ok &= kv_capacity_requests(ctx.engine.serving, kv, wl.isl, wl.osl) >= rows["d_seqs"]
     cols: dict[str, np.ndarray] = dict(rows)
     cols.update(kv_tokens=kv, weights_bytes=np.asarray(mem.weights_bytes, np.float64),
                 kv_cache_bytes=np.asarray(mem.kv_cache_bytes, np.float64))

@@ -38,10 +38,6 @@ BUDGET_GRID = (2048, 4096, 8192, 16384)
 # Offsets from the engine's default memory fraction tried by the search; the ranking prefers the default.
 FRACTION_OFFSETS = (-0.05, 0.0, 0.05)
 MAX_FRACTION = 0.95
-# Chunked prefill is on by default in vLLM V1 and SGLang; TensorRT-LLM's PyTorch backend leaves
-# enable_chunked_prefill off (engine_flags/trtllm-1.2.1.json), so there a step must hold a whole prompt.
-CHUNKED_PREFILL = {"vllm": True, "sglang": True, "trtllm": False}
-
 
 @dataclass(frozen=True)
 class Layouts:
@@ -125,11 +121,12 @@ def prefill_gpu(ctx: Context) -> GpuSpec:
 
 def budgets(ctx: Context, *, prefill_only: bool = False) -> np.ndarray:
     """max_num_batched_tokens values tried: the grid plus the engine's default; a prefill-only worker and
-    an engine without chunked prefill need a whole prompt per step (the smallest such budget rounded up
+    an engine without chunked prefill by default (``serving.chunked_prefill``, perfdata/engines) need a
+    whole prompt per step (the smallest such budget rounded up
     to 1,024 tokens replaces the smaller ones)."""
     isl = ctx.profile.workload.isl
     vals = set(BUDGET_GRID) | {engine_batch_defaults(ctx, 1)[1]}
-    if prefill_only or not CHUNKED_PREFILL.get(ctx.engine_name, True):
+    if prefill_only or not ctx.engine.serving.chunked_prefill:
         whole = int(math.ceil(isl / 1024) * 1024)
         vals = {v for v in vals if v >= isl} | {whole}
     return np.array(sorted(vals), dtype=np.int64)

@@ -10,11 +10,14 @@ Mechanisms modelled (all closed form, numpy, broadcasting over every input):
 
 - **Admission**: at most ``n = min(c, max_num_seqs, KV capacity in requests)`` run; the other
   ``c - n`` wait, and by Little's law the wait is ``(c - n) / throughput``. Engines that reserve a
-  request's whole KV at admission (TRT-LLM) wait before the first token; engines that allocate as they
-  go and preempt (vLLM, SGLang) split the wait between TTFT and TPOT (``before_first_token``).
+  request's whole KV at admission (``kv_reservation: whole_request``, TRT-LLM) wait before the first
+  token; engines that allocate as they go and preempt (vLLM, SGLang) split the wait between TTFT and
+  TPOT (``before_first_token``).
 - **Chunked prefill**: prompts are packed into heavy steps of at most ``B'`` tokens (``B`` minus the
-  decodes sharing the step in engines that mix them, vLLM and TRT-LLM; SGLang pauses decoding for its
-  prefill batches). A prompt takes ``a = isl / P_h`` heavy steps (a < 1: several prompts share one).
+  decodes sharing the step in engines that mix them, ``scheduling: mixed``: vLLM and TRT-LLM; SGLang
+  pauses decoding for its prefill batches, ``prefill_first``). A prompt takes ``a = isl / P_h`` heavy
+  steps (a < 1: several prompts share one). Each engine version's scheduling facts, with their sources,
+  are in ``perfdata/engines/<engine>.yaml`` (``serving``).
 - **Burst queueing** (mixed engines): the load generator starts all ``c`` requests at once, so the
   first wave's prompts queue behind one another: a mean of ``(n a + max(1, a)) / 2`` full heavy steps.
   Later waves arrive in groups of ``prefill_group_requests`` prompts (fitted; the sample's requests
@@ -39,18 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from servewise.estimator.perf import ArrayLike, Parallel, PerfTarget, StepTime, step_time
-
-MIXED, PREFILL_FIRST = "mixed", "prefill_first"
-
-# How each engine schedules prompt tokens against running decodes (defaults of the versions in the data):
-# vLLM V1 puts decodes first and fills the rest of max_num_batched_tokens with prompt chunks
-# (vllm/v1/core/sched/scheduler.py); TRT-LLM's in-flight batching runs context and generation requests in
-# one iteration under max_num_tokens; SGLang runs a prefill batch before resuming decode unless
-# --enable-mixed-chunk is set (sglang/srt/managers/scheduler.py get_next_batch_to_run).
-SCHEDULING = {"vllm": MIXED, "trtllm": MIXED, "sglang": PREFILL_FIRST}
-# Whether KV blocks are reserved for the whole request at admission (TRT-LLM GUARANTEED_NO_EVICT) or
-# allocated as tokens are generated (vLLM, SGLang paged/radix caches).
-RESERVES_FULL_REQUEST = {"trtllm": True}
+from servewise.perfdata.engines import ServingBehaviour
 
 @dataclass(frozen=True)
 class ServingPoint:
@@ -71,14 +63,14 @@ class ServingPoint:
         return self.running + self.queued
 
 
-def kv_capacity_requests(engine: str, kv_tokens, isl, osl) -> np.ndarray:
+def kv_capacity_requests(serving: ServingBehaviour, kv_tokens, isl, osl) -> np.ndarray:
     """Requests the KV cache holds at once: whole requests where the engine reserves them, otherwise
     at their mean footprint over a request's life, isl + osl / 2 tokens."""
-    per = isl + osl if RESERVES_FULL_REQUEST.get(engine, False) else isl + osl / 2.0
+    per = isl + osl if serving.kv_reservation == "whole_request" else isl + osl / 2.0
     return np.floor(np.asarray(kv_tokens, dtype=np.float64) / per)
 
 
-def before_first_token(engine: str, isl, osl) -> np.ndarray:
+def before_first_token(serving: ServingBehaviour, isl, osl) -> np.ndarray:
     """Share of the KV-capacity wait a request spends before its first token.
 
     Engines that reserve a request's whole KV footprint at admission (TRT-LLM) queue it until then: all
@@ -87,7 +79,7 @@ def before_first_token(engine: str, isl, osl) -> np.ndarray:
     by footprint: the prompt's share isl / (isl + osl) before the first token, the rest as stalls
     between output tokens (TPOT). Approximation of the preemption dynamics, not a fitted factor.
     """
-    if RESERVES_FULL_REQUEST.get(engine, False):
+    if serving.kv_reservation == "whole_request":
         return np.ones_like(np.asarray(isl, dtype=np.float64))
     return np.asarray(isl, dtype=np.float64) / (isl + osl)
 
@@ -149,11 +141,11 @@ def aggregated(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, con
     Concurrency is per worker; it is spread evenly over the worker's ``dp`` attention ranks.
     """
     c = t.coef
-    mixed = SCHEDULING.get(t.engine, MIXED) == MIXED
+    mixed = t.serving.scheduling == "mixed"
     isl = np.asarray(isl, dtype=np.float64)
     osl = np.maximum(np.asarray(osl, dtype=np.float64), 2.0)
     cr = np.maximum(np.asarray(concurrency, dtype=np.float64) / par.dp, 1.0)
-    cap = np.maximum(kv_capacity_requests(t.engine, kv_tokens, isl, osl), 1.0)
+    cap = np.maximum(kv_capacity_requests(t.serving, kv_tokens, isl, osl), 1.0)
     n = np.maximum(np.minimum(np.minimum(cr, max_num_seqs), cap), 1.0)
     budget = np.maximum(np.asarray(max_num_batched_tokens, dtype=np.float64), 1.0)
     light = step_time(t, par, 0.0, 0.0, n, isl + osl / 2.0)
@@ -164,7 +156,7 @@ def aggregated(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, con
         heavy, ttft_run, tpot, rate, bound = _prefill_first(t, par, isl, osl, n, budget, tl)
     # Little's law over all clients: c = rate x (TTFT + (osl - 1) TPOT); the c - n queued requests wait
     wait = np.maximum(cr / rate - (osl - 1.0) * tpot - ttft_run, 0.0)
-    share = before_first_token(t.engine, isl, osl)
+    share = before_first_token(t.serving, isl, osl)
     ttft = ttft_run + share * wait + c["request_overhead_s"]
     tpot = tpot + (1.0 - share) * wait / (osl - 1.0)
     reqs = rate * par.dp
@@ -193,11 +185,11 @@ def aggregated_at_rate(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayL
     worker cannot sustain (rho >= 1, or the batch exceeds KV capacity / max_num_seqs) give infinite TTFT.
     """
     c = t.coef
-    mixed = SCHEDULING.get(t.engine, MIXED) == MIXED
+    mixed = t.serving.scheduling == "mixed"
     isl = np.asarray(isl, dtype=np.float64)
     osl = np.maximum(np.asarray(osl, dtype=np.float64), 2.0)
     lam = np.asarray(request_rate, dtype=np.float64) / par.dp
-    cap = np.minimum(np.maximum(kv_capacity_requests(t.engine, kv_tokens, isl, osl), 1.0), max_num_seqs)
+    cap = np.minimum(np.maximum(kv_capacity_requests(t.serving, kv_tokens, isl, osl), 1.0), max_num_seqs)
     budget = np.maximum(np.asarray(max_num_batched_tokens, dtype=np.float64), 1.0)
     n = np.ones(np.broadcast_shapes(np.shape(lam), np.shape(isl), np.shape(osl), np.shape(cap), np.shape(par.tp)))
     for _ in range(iterations):
@@ -222,4 +214,4 @@ def aggregated_at_rate(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayL
 
 def max_batch(t: PerfTarget, isl, osl, kv_tokens, max_num_seqs) -> np.ndarray:
     """The largest batch a worker rank runs offline: KV capacity in requests, capped by max_num_seqs."""
-    return np.maximum(np.minimum(kv_capacity_requests(t.engine, kv_tokens, isl, osl), max_num_seqs), 1.0)
+    return np.maximum(np.minimum(kv_capacity_requests(t.serving, kv_tokens, isl, osl), max_num_seqs), 1.0)

@@ -99,10 +99,29 @@ class Disaggregation(_Strict):
     default_backend: str | None = None
 
 
+class ServingBehaviour(_Strict):
+    """How an engine version schedules requests at its defaults: what the performance model's serving
+    dynamics (estimator/serving.py) and the search depend on."""
+
+    scheduling: Literal["mixed", "prefill_first"] = Field(
+        description="mixed: every step runs the running decodes and fills the rest of the token budget with "
+        "prompt chunks; prefill_first: waiting prompts run as a prefill batch of their own before decoding "
+        "resumes")
+    kv_reservation: Literal["whole_request", "incremental"] = Field(
+        description="whole_request: a request is admitted only when its prompt and every output token fit in "
+        "the KV cache (reserved up front); incremental: blocks are allocated as tokens are computed and "
+        "running requests are preempted when they run out")
+    chunked_prefill: bool = Field(description="whether prompts longer than the token budget are split over "
+                                  "steps by default (False: a step must hold a whole prompt)")
+    default_running_limit: Literal["max_num_seqs", "kv_pool"] = Field(
+        description="what caps running requests when the batch limit is left at the engine's default: the "
+        "default max_num_seqs, or only the KV pool (SGLang derives --max-running-requests from it)")
+
+
 class EngineVersion(_Strict):
     SOURCED_FACTS: ClassVar[tuple[str, ...]] = (
         "image", "memory_knob", "block_size_tokens", "port", "default_bind", "weights_dtypes", "kv_cache_dtypes",
-        "quantization", "disaggregation", "cuda_graph_memory_budgeted")
+        "quantization", "disaggregation", "cuda_graph_memory_budgeted", "serving")
 
     version: str
     image: str = Field(description="pinned container image (never :latest)")
@@ -120,6 +139,7 @@ class EngineVersion(_Strict):
     disaggregation_transfer: Disaggregation | None = None
     cuda_graph_memory_budgeted: bool = Field(
         description="whether start-up profiling subtracts the CUDA-graph memory before sizing the KV cache")
+    serving: ServingBehaviour = Field(description="scheduling behaviour at the engine's defaults")
     flags_reference: str | None = Field(default=None, description="name of the accepted-flags list "
                                         "(../shared/engine_flags/<name>.json)")
     dynamo_runtime_image: str | None = Field(default=None, description="Dynamo runtime image that pins this version")

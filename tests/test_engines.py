@@ -186,3 +186,42 @@ def test_dynamo_facts_match_its_flags_file(shared_dir):
         assert names[eng.memory_knob.flag]["default"] == eng.memory_knob.default
         if names[eng.block_size_flag]["default"] is not None:
             assert names[eng.block_size_flag]["default"] == eng.block_size_tokens
+
+
+@pytest.mark.parametrize(("name", "ev"), WITH_FLAGS, ids=WITH_FLAGS_IDS)
+def test_serving_behaviour_agrees_with_the_engine_defaults(shared_dir, name, ev: EngineVersion):
+    """The scheduling facts the performance model reads (``serving``) follow the engine's own defaults:
+    SGLang mixes prompts into decode steps only with --enable-mixed-chunk and derives its running-request
+    cap from the KV pool unless --max-running-requests is given; TensorRT-LLM's capacity scheduler reserves
+    whole requests (GUARANTEED_NO_EVICT) and chunks prompts only when enable_chunked_prefill is set."""
+    ref = _flags_file(shared_dir, ev.flags_reference)
+    s = ev.serving
+    if name == "sglang":
+        mixed = _lookup(ref, "--enable-mixed-chunk")["default"]
+        assert (s.scheduling == "mixed") == bool(mixed)
+        assert (s.default_running_limit == "kv_pool") == (_lookup(ref, "--max-running-requests")["default"] is None)
+    elif name == "trtllm":
+        policy = _yaml_field(ref, "scheduler_config.capacity_scheduler_policy")["default"]
+        assert (s.kv_reservation == "whole_request") == (policy == "GUARANTEED_NO_EVICT")
+        assert s.chunked_prefill == _lookup(ref, "--enable_chunked_prefill")["default"]
+        assert s.scheduling == "mixed"
+    else:
+        assert "--max-num-seqs" in _names(ref["flags"]) and s.default_running_limit == "max_num_seqs"
+        assert (s.scheduling, s.kv_reservation, s.chunked_prefill) == ("mixed", "incremental", True)
+
+
+def test_the_performance_model_reads_the_engine_version_it_is_given():
+    """A PerfTarget carries the scheduling facts of the version asked for (the default otherwise)."""
+    from servewise.estimator.arch import ModelArch
+    from servewise.estimator.perf import make_target
+    from servewise.estimator.quant import weight_format
+    from servewise.perfdata import find_model, get_gpu
+
+    a = ModelArch.from_hf_config(find_model("Qwen/Qwen3-8B").config)
+    for name, spec in all_engines().items():
+        for ev in spec.versions:
+            t = make_target(a, weight_format("bf16"), get_gpu("h100-sxm"), name, engine_version=ev.version)
+            assert t.serving == ev.serving
+        assert make_target(a, weight_format("bf16"), get_gpu("h100-sxm"), name).serving == spec.version().serving
+    with pytest.raises(UnknownIdError):
+        make_target(a, weight_format("bf16"), get_gpu("h100-sxm"), "vllm", engine_version="0.0.1")

@@ -58,9 +58,9 @@ def test_short_outputs_feel_other_prompts_in_tpot():
 
 def test_kv_capacity_limits_the_running_batch_and_queues_the_rest():
     t = qwen()
-    cap = kv_capacity_requests("vllm", 100_000, 4096, 1024)
+    cap = kv_capacity_requests(t.serving, 100_000, 4096, 1024)
     assert cap == np.floor(100_000 / (4096 + 512))
-    assert kv_capacity_requests("trtllm", 100_000, 4096, 1024) == np.floor(100_000 / 5120)
+    assert kv_capacity_requests(qwen("trtllm").serving, 100_000, 4096, 1024) == np.floor(100_000 / 5120)
     small, big = agg(t, 128.0, isl=4096, osl=1024, kv=100_000), agg(t, 128.0, isl=4096, osl=1024, kv=1e7)
     assert float(small.running) == cap and float(small.queued) == 128 - cap
     assert float(small.ttft_s) > 3 * float(big.ttft_s)
