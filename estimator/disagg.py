@@ -4,8 +4,9 @@
 prompt's KV cache crosses the link between the pools; ``y`` decode workers run decode-only steps over
 their batch. The system's request rate is the smaller of the two pools' rates (rate matching); the
 pool that is not the bottleneck idles part of the time. Closed loop (ARCHITECTURE.md section 3):
-``c`` clients, ``c = rate x (TTFT + (osl - 1) TPOT)``; prompts queue at the prefill pool like the
-aggregated burst (``serving``), then wait the KV transfer, then the first decode step.
+``c`` clients, ``c = rate x (TTFT + (osl - 1) TPOT)`` (``serving.closed_loop``, request overhead
+included); prompts queue at the prefill pool like the aggregated burst (``serving``), then wait the KV
+transfer, then the first decode step. Open loop at a request rate: ``disaggregated_at_rate``.
 The pools may use different GPUs (heterogeneous): each has its own ``PerfTarget``.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from servewise.estimator.perf import ArrayLike, Parallel, PerfTarget, StepTime, step_time
-from servewise.estimator.serving import kv_capacity_requests
+from servewise.estimator.serving import closed_loop, kv_capacity_requests
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,7 @@ def disaggregated(prefill: PerfTarget, decode: PerfTarget, p_par: Parallel, d_pa
     ttft_p, cap_rank, p_step = _prefill_pool(prefill, p_par, isl, conc / x, budget, k)
     mu_p = x * cap_rank
     t_kv = kv_transfer_s(prefill, decode, p_par.tp, d_par.tp, isl, link_bw)
-    cap_d = np.minimum(np.maximum(kv_capacity_requests(decode.serving, decode_kv_tokens, isl, osl), 1.0),
-                       decode_max_seqs)
+    cap_d = _decode_cap(decode, decode_kv_tokens, isl, osl, decode_max_seqs)
     ctx = isl + osl / 2.0
     n_d = np.minimum(np.maximum(conc / y, 1.0), cap_d)
     for _ in range(iterations):
@@ -116,13 +116,65 @@ def disaggregated(prefill: PerfTarget, decode: PerfTarget, p_par: Parallel, d_pa
     d_step = step_time(decode, d_par, 0.0, 0.0, n_d, ctx)
     tl = d_step.total_s
     mu_d = y * cap_d / ((osl - 1.0) * step_time(decode, d_par, 0.0, 0.0, cap_d, ctx).total_s)
-    rate = np.minimum(y * n_d / ((osl - 1.0) * tl), mu_p)
     base = ttft_p + t_kv + tl + decode.coef["request_overhead_s"]
-    ttft = np.maximum(conc / rate - (osl - 1.0) * tl, base)
-    return DisaggPoint(ttft_s=ttft, tpot_s=tl, requests_per_s=rate, output_tokens_per_s=rate * osl,
+    # Little's law (serving.closed_loop): what the pools complete at most, the rest waits before its first token
+    ttft, tpot, rate = closed_loop(conc, np.minimum(y * n_d / ((osl - 1.0) * tl), mu_p), base, tl, osl)
+    return DisaggPoint(ttft_s=ttft, tpot_s=tpot, requests_per_s=rate, output_tokens_per_s=rate * osl,
                        kv_transfer_s=t_kv + 0 * ttft, prefill_s=ttft_p + 0 * ttft, prefill_capacity_rps=mu_p + 0 * ttft,
                        decode_capacity_rps=mu_d + 0 * ttft, decode_batch=n_d, prefill_bound=mu_p <= rate * 1.0001,
                        prefill_step=p_step, decode_step=d_step)
+
+
+def _decode_cap(decode: PerfTarget, kv_tokens, isl, osl, max_seqs) -> np.ndarray:
+    """Sequences a decode rank runs at most: its KV capacity in requests, capped by max_num_seqs."""
+    return np.minimum(np.maximum(kv_capacity_requests(decode.serving, kv_tokens, isl, osl), 1.0), max_seqs)
+
+
+def disaggregated_at_rate(prefill: PerfTarget, decode: PerfTarget, p_par: Parallel, d_par: Parallel, isl: ArrayLike,
+                          osl: ArrayLike, request_rate: ArrayLike, prefill_workers: ArrayLike,
+                          decode_workers: ArrayLike, prefill_budget: ArrayLike, decode_max_seqs: ArrayLike,
+                          decode_kv_tokens: ArrayLike, link_bw: ArrayLike, iterations: int = 60) -> DisaggPoint:
+    """Open-loop steady state of an xPyD system at ``request_rate`` (Poisson arrivals, requests/s for the
+    system), the disaggregated counterpart of ``serving.aggregated_at_rate``.
+
+    Prefill: each of the ``x`` prefill ranks receives ``rate / x`` prompts/s and serves one in
+    ``s = isl x`` the marginal cost of a prompt token (``max(isl / budget, 1)`` steps of a one-prompt
+    step); it is busy ``rho = rate s / x`` of the time and a prompt waits the M/D/1 queue
+    ``rho s / (2 (1 - rho))`` before its own ``s``. Decode: the batch per rank is the fixed point
+    ``n = (rate / y) (osl - 1) t_decode(n)`` (Little's law). TTFT = prefill wait + prefill + KV transfer +
+    one decode step + request overhead; TPOT = the decode step. A rate either pool cannot sustain
+    (``rho >= 1``, or a batch beyond the decode KV capacity / max_num_seqs) gives infinite TTFT and no
+    throughput; sustained, requests/s = the rate and tokens/s = rate x osl.
+    """
+    isl = np.asarray(isl, dtype=np.float64)
+    osl = np.maximum(np.asarray(osl, dtype=np.float64), 2.0)
+    lam = np.asarray(request_rate, dtype=np.float64)
+    x = np.asarray(prefill_workers, dtype=np.float64) * p_par.dp
+    y = np.asarray(decode_workers, dtype=np.float64) * d_par.dp
+    budget = np.maximum(np.asarray(prefill_budget, dtype=np.float64), isl)
+    p_step = step_time(prefill, p_par, np.minimum(budget, isl), isl / 2.0, 0.0, 0.0, 1.0)
+    s = p_step.total_s * np.maximum(isl / budget, 1.0)
+    mu_p = x / s
+    rho = np.minimum(lam / mu_p, 0.999)
+    ttft_p = s + rho * s / (2.0 * (1.0 - rho))
+    t_kv = kv_transfer_s(prefill, decode, p_par.tp, d_par.tp, isl, link_bw)
+    cap_d = _decode_cap(decode, decode_kv_tokens, isl, osl, decode_max_seqs)
+    ctx = isl + osl / 2.0
+    n_d = np.ones(np.broadcast_shapes(np.shape(lam), np.shape(cap_d), np.shape(y), np.shape(isl)))
+    for _ in range(iterations):
+        tl = step_time(decode, d_par, 0.0, 0.0, np.minimum(n_d, cap_d), ctx).total_s
+        n_d = 0.5 * n_d + 0.5 * np.maximum(lam / y * (osl - 1.0) * tl, 1.0)
+    d_step = step_time(decode, d_par, 0.0, 0.0, np.minimum(n_d, cap_d), ctx)
+    tl = d_step.total_s
+    mu_d = y * cap_d / ((osl - 1.0) * step_time(decode, d_par, 0.0, 0.0, cap_d, ctx).total_s)
+    stable = (lam < 0.999 * mu_p) & (n_d <= cap_d * 1.0001)
+    ttft = np.where(stable, ttft_p + t_kv + tl + decode.coef["request_overhead_s"], np.inf)
+    rate = np.where(stable, lam, 0.0)
+    z = np.zeros(np.shape(ttft))
+    return DisaggPoint(ttft_s=ttft, tpot_s=tl + z, requests_per_s=rate, output_tokens_per_s=rate * osl,
+                       kv_transfer_s=t_kv + z, prefill_s=ttft_p + z, prefill_capacity_rps=mu_p + z,
+                       decode_capacity_rps=mu_d + z, decode_batch=np.minimum(n_d, cap_d) + z,
+                       prefill_bound=~stable & (lam >= 0.999 * mu_p), prefill_step=p_step, decode_step=d_step)
 
 
 def matched_prefill_workers(prefill_capacity_rps_per_worker, decode_rps_per_worker, decode_workers) -> np.ndarray:

@@ -157,13 +157,11 @@ def disagg_perf(ctx: Context, plan: DisaggPlan, roles: dict[str, RoleEstimate]) 
               fraction=d.gpu_memory_utilization, prefill_gpu_id=p.gpu or roles["prefill"].gpu,
               decode_gpu_id=d.gpu or roles["decode"].gpu, decode_kv_tokens=roles["decode"].memory.kv_cache_tokens)
     shape = ((p.tp, p.pp, p.dp, p.ep), (d.tp, d.pp, d.dp, d.ep), p.workers, d.workers)
-    if conc is None:  # open loop: the concurrency Little's law gives at that rate (no bursts)
-        rate = ld.request_rate / plan.replicas
-        conc = rate * (1.0 + wl.osl * 0.02)
-        for _ in range(30):
-            g = disagg_grid(ctx, *shape, concurrency=conc, **kw)
-            conc = 0.5 * conc + 0.5 * rate * (_f(g.ttft_s) + (wl.osl - 1) * _f(g.tpot_s))
-    g = disagg_grid(ctx, *shape, concurrency=conc, **kw)
+    if conc is None:  # open loop at the replica's share of the rate
+        g = disagg_grid(ctx, *shape, request_rate=ld.request_rate / plan.replicas, **kw)
+        conc = _f(g.requests_per_s) * (_f(g.ttft_s) + (wl.osl - 1) * _f(g.tpot_s))
+    else:
+        g = disagg_grid(ctx, *shape, concurrency=conc, **kw)
     pt = g.point
     system_gpus = plan.gpus
     perf = _perf(g, plan.replicas, system_gpus, conc * plan.replicas,

@@ -22,7 +22,7 @@ import numpy as np
 
 from servewise.estimator import budget
 from servewise.estimator.context import Context
-from servewise.estimator.disagg import DisaggPoint, disaggregated
+from servewise.estimator.disagg import DisaggPoint, disaggregated, disaggregated_at_rate
 from servewise.estimator.perf import ArrayLike, Parallel, PerfTarget, make_target
 from servewise.estimator.serving import ServingPoint, aggregated, aggregated_at_rate, max_batch
 from servewise.estimator.uncertainty import Coverage, band, coverage, widening
@@ -119,12 +119,13 @@ def pools_link_bandwidth(ctx: Context, gpus: ArrayLike, prefill: PerfTarget) -> 
 
 
 def disagg_grid(ctx: Context, prefill: tuple, decode: tuple, prefill_workers: ArrayLike,
-                decode_workers: ArrayLike, *, concurrency: ArrayLike, prefill_budget: ArrayLike,
+                decode_workers: ArrayLike, *, concurrency: ArrayLike | None = None, prefill_budget: ArrayLike,
                 prefill_max_seqs: ArrayLike, decode_budget: ArrayLike, decode_max_seqs: ArrayLike,
                 fraction: ArrayLike, prefill_gpu_id: str | None = None, decode_gpu_id: str | None = None,
-                decode_kv_tokens: ArrayLike | None = None) -> PerfGrid:
-    """An xPyD system per grid point: ``prefill`` / ``decode`` are (tp, pp, dp, ep) tuples of arrays,
-    ``concurrency`` is for the whole system. Heterogeneous pools: ``prefill_gpu_id`` / ``decode_gpu_id``."""
+                decode_kv_tokens: ArrayLike | None = None, request_rate: ArrayLike | None = None) -> PerfGrid:
+    """An xPyD system per grid point: ``prefill`` / ``decode`` are (tp, pp, dp, ep) tuples of arrays; the
+    load is ``concurrency`` clients (closed loop) or ``request_rate`` requests/s (open loop), both for the
+    whole system. Heterogeneous pools: ``prefill_gpu_id`` / ``decode_gpu_id``."""
     wl = ctx.profile.workload
     isl, osl = float(wl.isl), float(wl.osl)
     pt_, dt_ = perf_target(ctx, prefill_gpu_id), perf_target(ctx, decode_gpu_id)
@@ -133,8 +134,16 @@ def disagg_grid(ctx: Context, prefill: tuple, decode: tuple, prefill_workers: Ar
         decode_kv_tokens = kv_tokens_for(ctx, decode[0], decode[1], decode[2], decode[3], decode_max_seqs,
                                          decode_budget, fraction, decode_gpu_id)
     gpus = np.asarray(prefill_workers) * p_par.gpus + np.asarray(decode_workers) * d_par.gpus
-    pt = disaggregated(pt_, dt_, p_par, d_par, isl, osl, concurrency, prefill_workers, decode_workers,
-                       prefill_budget, decode_max_seqs, decode_kv_tokens, pools_link_bandwidth(ctx, gpus, pt_))
+    link = pools_link_bandwidth(ctx, gpus, pt_)
+    if request_rate is not None:
+        pt = disaggregated_at_rate(pt_, dt_, p_par, d_par, isl, osl, request_rate, prefill_workers, decode_workers,
+                                   prefill_budget, decode_max_seqs, decode_kv_tokens, link)
+        e2e = np.where(np.isfinite(pt.ttft_s), pt.ttft_s + (osl - 1.0) * pt.tpot_s, 0.0)
+        load = np.maximum(pt.requests_per_s * e2e, 1.0)        # requests in flight, by Little's law
+    else:
+        load = np.asarray(concurrency if concurrency is not None else 1, dtype=np.float64)
+        pt = disaggregated(pt_, dt_, p_par, d_par, isl, osl, load, prefill_workers, decode_workers,
+                           prefill_budget, decode_max_seqs, decode_kv_tokens, link)
     cov = coverage(dt_.generation, dt_.engine, family(ctx))
-    extra = widening(cov, pp=np.maximum(prefill[1], decode[1]), concurrency=concurrency, isl=isl, osl=osl)
+    extra = widening(cov, pp=np.maximum(prefill[1], decode[1]), concurrency=load, isl=isl, osl=osl)
     return _grid(pt, cov, extra, pt.decode_batch)

@@ -17,8 +17,8 @@ Then every kept prefill x kept decode x worker counts (``x * prefill GPUs + y * 
 budget, each up to ``max_workers``) x replicas of the system is evaluated in one call, under the load:
 concurrency ``C`` split over replicas (decode ``max_num_seqs = ceil(C / (R y dp))``), a request rate
 ``R`` (replica counts around what it needs and pools neither idle nor saturated, from the screens'
-capacities, ``search_space.rate_replicas`` and ``POOL_UTILIZATION``; the closed loop's concurrency found
-by the same fixed point ``estimate`` uses), or max throughput (the
+capacities, ``search_space.rate_replicas`` and ``POOL_UTILIZATION``; the open-loop steady state
+``estimate`` uses, ``disagg.disaggregated_at_rate``), or max throughput (the
 most replicas that pack; the decode batch is one of the screen's).
 """
 
@@ -283,16 +283,6 @@ def final_rows(ctx: Context, load: LoadSpec, opts: SearchOptions, pre: dict, dec
     return out
 
 
-def _at_rate(ctx: Context, args: tuple, kw: dict, rate: np.ndarray, osl: int, iterations: int = 30):
-    """The closed-loop concurrency an open-loop rate implies, by the fixed point ``estimate`` uses
-    (perf_estimate.disagg_perf): c <- (c + rate (TTFT + (osl - 1) TPOT)) / 2 from c = rate (1 + osl / 50)."""
-    conc = rate * (1.0 + osl * 0.02)
-    for _ in range(iterations):
-        g = disagg_grid(ctx, *args, concurrency=conc, **kw)
-        conc = 0.5 * conc + 0.5 * rate * (g.ttft_s + (osl - 1) * g.tpot_s)
-    return disagg_grid(ctx, *args, concurrency=conc, **kw), conc
-
-
 def evaluate_disagg(ctx: Context, load: LoadSpec, sla: Sla, opts: SearchOptions) -> Table:
     """Every disaggregated candidate kept by the screens, evaluated (module docstring)."""
     hw, wl = ctx.hardware, ctx.profile.workload
@@ -336,9 +326,10 @@ def evaluate_disagg(ctx: Context, load: LoadSpec, sla: Sla, opts: SearchOptions)
                   decode_max_seqs=s["d_seqs"], fraction=s["d_fraction"], prefill_gpu_id=pgpu.id,
                   decode_gpu_id=hw.gpu.id, decode_kv_tokens=kv[idx])
         if load.kind == "request_rate":
-            rate = load.value / R
-            g, conc = _at_rate(ctx, args, kw, rate, wl.osl)
-            sustained = np.asarray(g.requests_per_s) >= 0.99 * rate
+            g = disagg_grid(ctx, *args, request_rate=load.value / R, **kw)
+            sustained = np.isfinite(g.ttft_s)
+            e2e = np.where(sustained, g.ttft_s + (wl.osl - 1) * g.tpot_s, np.nan)
+            conc = g.requests_per_s * e2e                      # in flight, by Little's law
         else:
             conc = load.value / R if load.kind == "concurrency" else \
                 (s["d_seqs"] * s["d_dp"] * s["d_workers"]).astype(np.float64)

@@ -33,6 +33,9 @@ Mechanisms modelled (all closed form, numpy, broadcasting over every input):
   the mean step time over that window.
 - **Prefill saturation**: prompt throughput cannot exceed ``P_h / (isl t_heavy)``; past it, every step
   is heavy and the extra requests queue (TTFT grows linearly with concurrency, as measured).
+- **Little's law** (``closed_loop``): the clients' cycle is the latency they see, request overhead
+  (``request_overhead_s``: HTTP, tokenisation, detokenisation) included, so requests/s =
+  ``c / (TTFT + (osl - 1) TPOT)`` of the reported TTFT and TPOT, and tokens/s = that x ``osl``.
 """
 
 from __future__ import annotations
@@ -82,6 +85,24 @@ def before_first_token(serving: ServingBehaviour, isl, osl) -> np.ndarray:
     if serving.kv_reservation == "whole_request":
         return np.ones_like(np.asarray(isl, dtype=np.float64))
     return np.asarray(isl, dtype=np.float64) / (isl + osl)
+
+
+def closed_loop(clients, capacity_rps, ttft_s, tpot_s, osl, share_before_first_token=1.0):
+    """Little's law over a closed loop: ``clients`` each send their next request when the previous one
+    ends, so requests/s = clients / (TTFT + (osl - 1) TPOT) with the latencies the clients see.
+
+    ``ttft_s`` / ``tpot_s`` are the latencies of an admitted request (request overhead included);
+    ``capacity_rps`` what the serving system completes at most. The loop runs at the smaller of the two
+    rates; when the capacity binds, the clients beyond it wait ``clients / rate - cycle`` per request,
+    ``share_before_first_token`` of it before the first token, the rest between output tokens. Returns
+    (TTFT, TPOT, requests/s) with ``TTFT + (osl - 1) TPOT = clients / requests/s`` exactly, which holds
+    over a benchmark run of N requests too: it lasts (N / clients) x the mean end-to-end latency.
+    """
+    cycle = ttft_s + (osl - 1.0) * tpot_s
+    rate = np.minimum(capacity_rps, clients / cycle)
+    wait = np.maximum(clients / rate - cycle, 0.0)
+    return (ttft_s + share_before_first_token * wait, tpot_s + (1.0 - share_before_first_token) * wait / (osl - 1.0),
+            rate)
 
 
 def _heavy(t: PerfTarget, par: Parallel, isl, osl, n, room, prompts, mixed):
@@ -154,11 +175,8 @@ def aggregated(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, con
         heavy, ttft_run, tpot, rate, bound = _mixed(t, par, isl, osl, n, budget, tl, requests_per_client)
     else:
         heavy, ttft_run, tpot, rate, bound = _prefill_first(t, par, isl, osl, n, budget, tl)
-    # Little's law over all clients: c = rate x (TTFT + (osl - 1) TPOT); the c - n queued requests wait
-    wait = np.maximum(cr / rate - (osl - 1.0) * tpot - ttft_run, 0.0)
-    share = before_first_token(t.serving, isl, osl)
-    ttft = ttft_run + share * wait + c["request_overhead_s"]
-    tpot = tpot + (1.0 - share) * wait / (osl - 1.0)
+    ttft, tpot, rate = closed_loop(cr, rate, ttft_run + c["request_overhead_s"], tpot, osl,
+                                   before_first_token(t.serving, isl, osl))
     reqs = rate * par.dp
     return ServingPoint(ttft_s=ttft, tpot_s=tpot, requests_per_s=reqs, output_tokens_per_s=reqs * osl,
                         running=n + 0 * ttft, queued=np.maximum(cr - n, 0.0) + 0 * ttft, heavy=heavy,

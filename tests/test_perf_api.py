@@ -91,6 +91,33 @@ def test_request_rate_estimate():
     assert lo < d["perf"]["concurrency"] < hi
 
 
+def test_disagg_request_rate_estimate_serves_the_rate():
+    d = json.loads(run_cli("estimate", *QWEN, "--request-rate", "2", "--mode", "disagg", "--prefill-tp", "4",
+                           "--decode-tp", "4", "--json").out)
+    p = d["perf"]
+    assert p["requests_per_s"] == pytest.approx(2.0, rel=1e-6) and p["output_tokens_per_s"] == pytest.approx(1000.0)
+    assert p["concurrency"] == pytest.approx(2.0 * (p["ttft_ms"] + 499 * p["tpot_ms"]) / 1e3, rel=1e-3)
+    _check_bands(p)
+
+
+@pytest.mark.parametrize("mode", [[], ["--mode", "disagg", "--prefill-tp", "4", "--decode-tp", "4"]])
+@pytest.mark.parametrize("load", [["--concurrency", "1"], ["--concurrency", "48"], ["--max-throughput"]])
+def test_closed_loop_figures_follow_littles_law(mode, load):
+    """What estimate prints is self-consistent: tokens/s = concurrency x osl / (TTFT + (osl - 1) TPOT),
+    requests/s = tokens/s / osl, per GPU = tokens/s / GPUs, and the bands scale alike."""
+    r = run_cli("estimate", *QWEN, *load, *mode, "--json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    p = d["perf"]
+    e2e_s = (p["ttft_ms"] + 499 * p["tpot_ms"]) / 1e3
+    assert p["output_tokens_per_s"] == pytest.approx(p["concurrency"] * 500 / e2e_s, rel=2e-3)
+    assert p["requests_per_s"] == pytest.approx(p["output_tokens_per_s"] / 500, rel=2e-3)
+    assert p["output_tokens_per_s_per_gpu"] == pytest.approx(p["output_tokens_per_s"] / d["gpus"], rel=2e-3)
+    for k, scale in (("requests_per_s", 1 / 500), ("output_tokens_per_s_per_gpu", 1 / d["gpus"])):
+        assert p[f"{k}_range"] == pytest.approx([x * scale for x in p["output_tokens_per_s_range"]], rel=2e-3,
+                                                abs=1e-3)
+
+
 def test_human_output_shows_bands_and_provenance():
     r = run_cli("estimate", *QWEN, "--concurrency", "32")
     assert r.code == 0

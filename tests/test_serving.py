@@ -22,13 +22,55 @@ def agg(t, c, isl=1024, osl=512, tp=4, kv=1e6, budget=8192, seqs=1024):
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
-def test_closed_loop_obeys_littles_law(engine):
-    """Clients = throughput x time in system, when no request waits for admission."""
+@pytest.mark.parametrize("kv", [1e6, 60_000.0])
+def test_closed_loop_obeys_littles_law(engine, kv):
+    """Each client sends its next request when the previous one ends: clients = requests/s x (TTFT +
+    (osl - 1) TPOT) with the latencies the model reports (request overhead included), whether or not
+    requests wait for admission (a 60k-token KV cache holds ~12 of these requests)."""
     t = qwen(engine)
     c = np.array([1.0, 8, 32, 128])
-    p = agg(t, c)
-    in_system = p.requests_per_s * (p.ttft_s - t.coef["request_overhead_s"] + (512 - 1) * p.tpot_s)
-    assert in_system == pytest.approx(c, rel=1e-6)
+    p = agg(t, c, kv=kv)
+    assert p.requests_per_s * (p.ttft_s + (512 - 1) * p.tpot_s) == pytest.approx(c, rel=1e-9)
+    assert p.output_tokens_per_s == pytest.approx(c * 512 / (p.ttft_s + 511 * p.tpot_s), rel=1e-9)
+    if kv < 1e5:
+        assert np.any(p.queued > 0)
+
+
+def test_closed_loop_throughput_of_a_single_client_is_one_request_per_latency():
+    """Llama-3.1-8B on one H100, ISL 4096 / OSL 8, one client: tokens/s = 8 / (TTFT + 7 TPOT)."""
+    from servewise.estimator.perf import make_target
+    from servewise.perfdata import get_gpu
+
+    t = make_target(arch("meta-llama/Llama-3.1-8B-Instruct"), weight_format("bf16"), get_gpu("h100-sxm"), "vllm")
+    p = aggregated(t, Parallel.of(1), 4096, 8, 1.0, 8192, 1024, 4e5)
+    assert float(p.output_tokens_per_s) == pytest.approx(8.0 / float(p.ttft_s + 7 * p.tpot_s), rel=1e-9)
+
+
+@pytest.mark.parametrize("concurrency", [1.0, 16.0, 64.0, 512.0])
+def test_disagg_closed_loop_obeys_littles_law(concurrency):
+    """The same for an xPyD system, including a load past the pools' capacity (requests then wait for
+    their first token)."""
+    t = qwen()
+    p = disaggregated(t, t, Parallel.of(4), Parallel.of(4), 4000, 500, concurrency, 1.0, 1.0, 8192, 64, 1e6, 50e9)
+    e2e = float(p.ttft_s + 499 * p.tpot_s)
+    assert float(p.requests_per_s) * e2e == pytest.approx(concurrency, rel=1e-9)
+    assert float(p.output_tokens_per_s) == pytest.approx(float(p.requests_per_s) * 500)
+    assert float(p.requests_per_s) <= min(float(p.prefill_capacity_rps), float(p.decode_capacity_rps)) * 1.0001
+
+
+def test_disagg_open_loop_serves_the_rate_and_saturates():
+    """Open loop at a sustainable rate: requests/s = the rate, tokens/s = rate x osl; past either pool's
+    capacity no steady state (infinite TTFT, no throughput)."""
+    from servewise.estimator.disagg import disaggregated_at_rate
+
+    t = qwen()
+    rates = np.array([0.1, 1.0, 3.0, 1e3])
+    p = disaggregated_at_rate(t, t, Parallel.of(4), Parallel.of(4), 4000, 500, rates, 1.0, 1.0, 8192, 256, 1e6, 50e9)
+    cap = np.minimum(p.prefill_capacity_rps, p.decode_capacity_rps)
+    ok = rates < 0.99 * cap
+    assert ok[:2].all() and not ok[3]
+    assert p.output_tokens_per_s[ok] == pytest.approx(rates[ok] * 500)
+    assert np.all(np.diff(p.ttft_s[ok]) > 0) and np.isinf(p.ttft_s[3]) and p.requests_per_s[3] == 0
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
