@@ -160,3 +160,27 @@ def test_without_usage_reports_token_events_are_counted(tmp_path, fake):
     assert r.code == 0, r.err
     lv = report_of(r.out)["levels"][0]
     assert lv["output_tokens_mean"] == OSL and lv["input_tokens_mean"] is None and lv["short_outputs"] == 0
+
+
+def test_the_timed_phase_runs_without_garbage_collection(tmp_path, fake, monkeypatch):
+    """Measured requests run with the cyclic collector paused (a full collection in a large process stalls
+    the event loop for tens of milliseconds, which bench would report as latency); the warm-up keeps it,
+    and it is back on after each level."""
+    import gc
+
+    from servewise.wizard.bench import loadgen
+
+    seen: list[bool] = []
+    real = loadgen.closed_loop
+
+    async def spy(*a, **kw):
+        seen.append(gc.isenabled())
+        return await real(*a, **kw)
+
+    monkeypatch.setattr(loadgen, "closed_loop", spy)
+    srv = fake(FakeConfig(**law(0.020, 0.25, 0.002, 0.15)))
+    prof = write_profile(tmp_path / "p.yaml", concurrency=2, ttft_ms=500, tpot_ms=30)
+    r = _bench(prof, srv.url, "--requests", "2", "--concurrency-sweep", "2")
+    assert r.code == 0, r.err
+    assert seen == [True, False]              # warm-up, then the measured requests
+    assert gc.isenabled()

@@ -8,8 +8,11 @@ far are kept in ``BenchState`` (also on Ctrl-C) so they can be saved.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -84,6 +87,20 @@ def _sender(client: httpx.AsyncClient, plan: PromptPlan, bodies: list[bytes], ti
     return send_one
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while requests are timed (reference counting still frees nearly all
+    of their garbage): a full collection of a large heap takes tens of milliseconds in a big process, would
+    stall the event loop mid-request and be measured as the endpoint's latency. Restored afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 async def run_level(s: Settings, plan: PromptPlan, level: Level, rng: random.Random,
                     progress: Progress) -> LevelResult:
     conc = level.concurrency or max(level.warmup, 1)
@@ -105,12 +122,14 @@ async def run_level(s: Settings, plan: PromptPlan, level: Level, rng: random.Ran
         watch = loadgen.Watch(limit=max(5, level.concurrency or 5), on_record=progress)
         deadline = time.perf_counter() + s.max_duration_s
         send_one = _sender(client, plan, bodies, s.timeout_s)
-        if level.concurrency is not None:
-            records, stopped = await loadgen.closed_loop(send_one, level.concurrency, level.requests, deadline, watch)
-        else:
-            assert level.request_rate is not None
-            records, stopped = await loadgen.poisson(send_one, level.request_rate, level.requests, deadline, watch,
-                                                     random.Random(rng.random()))
+        with collector_paused():
+            if level.concurrency is not None:
+                records, stopped = await loadgen.closed_loop(send_one, level.concurrency, level.requests, deadline,
+                                                             watch)
+            else:
+                assert level.request_rate is not None
+                records, stopped = await loadgen.poisson(send_one, level.request_rate, level.requests, deadline,
+                                                         watch, random.Random(rng.random()))
     return summarize(records, osl=s.osl, gpus=s.gpus, url=s.url, concurrency=level.concurrency,
                      request_rate=level.request_rate, warmup=warm, stopped=stopped)
 
