@@ -45,12 +45,12 @@ def _estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
     if isinstance(plan, AggPlan):
         check_parallelism(ctx, plan.worker)
         m = memory_estimate(ctx, plan.worker)
-        reason = None if m.feasible else m.overflow.message  # type: ignore[union-attr]
-        perf = agg_perf(ctx, plan, m) if m.feasible else None
+        perf, overload = agg_perf(ctx, plan, m) if m.feasible else (None, None)
+        reason = overload if m.feasible else m.overflow.message  # type: ignore[union-attr]
         prov = {"memory": "servewise memory model"}
         if perf:
             prov["perf"] = perf.provenance
-        return Estimate(feasible=m.feasible, reason=reason, mode="agg", memory=m, perf=perf,
+        return Estimate(feasible=m.feasible and overload is None, reason=reason, mode="agg", memory=m, perf=perf,
                         assumptions=assumptions + _perf_assumptions(ctx, plan), provenance=prov, **common)
     roles: dict[str, RoleEstimate] = {}
     for role, w in (("prefill", plan.prefill), ("decode", plan.decode)):
@@ -59,12 +59,13 @@ def _estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
         mem = get_gpu(gpu).memory_bytes if gpu != ctx.hardware.gpu.id else None
         roles[role] = RoleEstimate(worker=w, gpu=gpu, memory=memory_estimate(ctx, w, mem))
     bad = [f"{r}: {e.memory.overflow.message}" for r, e in roles.items() if e.memory.overflow]
-    perf, role_perf = disagg_perf(ctx, plan, roles) if not bad else (None, {})
+    perf, role_perf, overload = disagg_perf(ctx, plan, roles) if not bad else (None, {}, None)
     roles = {r: e.model_copy(update={"perf": role_perf.get(r)}) for r, e in roles.items()}
     prov = {"memory": "servewise memory model"}
     if perf:
         prov["perf"] = perf.provenance
-    return Estimate(feasible=not bad, reason="; ".join(bad) or None, mode="disagg", roles=roles, perf=perf,
+    return Estimate(feasible=not bad and overload is None, reason="; ".join(bad) or overload, mode="disagg",
+                    roles=roles, perf=perf,
                     assumptions=assumptions + _perf_assumptions(ctx, plan), provenance=prov, **common)
 
 

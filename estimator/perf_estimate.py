@@ -8,7 +8,7 @@ import numpy as np
 
 from servewise.estimator.context import Context
 from servewise.estimator.performance import agg_grid, disagg_grid
-from servewise.estimator.perf import StepTime
+from servewise.estimator.perf import Parallel, StepTime
 from servewise.estimator.results import MemoryEstimate, PerfEstimate, RoleEstimate, RolePerf
 from servewise.estimator.uncertainty import band
 from servewise.profiles.schema import AggPlan, DisaggPlan
@@ -72,16 +72,39 @@ def _load(ctx: Context, replicas: int) -> dict:
     return {"concurrency": (ld.concurrency or 1) / replicas}
 
 
-def agg_perf(ctx: Context, plan: AggPlan, memory: MemoryEstimate) -> PerfEstimate | None:
-    """TTFT / TPOT / throughput of an aggregated plan (None when the KV cache holds no request)."""
+def overload_reason(rate: float, sustainable: float, replicas: int) -> str:
+    """Why a request rate has no steady state, naming the rate the plan does sustain."""
+    return (f"workload.load.request_rate {rate:g} requests/s is more than this plan sustains: about "
+            f"{_floor3(sustainable):g} requests/s over {replicas} replica(s); lower the rate or add replicas")
+
+
+def _floor3(x: float) -> float:
+    """``x`` rounded down to 3 significant digits (a rate quoted as sustainable must be)."""
+    if x <= 0 or not math.isfinite(x):
+        return 0.0
+    scale = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return math.floor(x / scale) * scale
+
+
+def agg_perf(ctx: Context, plan: AggPlan, memory: MemoryEstimate) -> tuple[PerfEstimate | None, str | None]:
+    """TTFT / TPOT / throughput of an aggregated plan, or (None, why) when there is no steady state: the
+    KV cache holds no request (why None: the memory estimate says so), or the request rate exceeds what
+    the plan sustains."""
     w = plan.worker
     wl = ctx.profile.workload
     if memory.kv_cache_tokens < wl.isl + wl.osl:
-        return None
+        return None, None
     g = agg_grid(ctx, w.tp, w.pp, w.dp, w.ep, max_num_batched_tokens=w.max_num_batched_tokens,
                  max_num_seqs=w.max_num_seqs, fraction=w.gpu_memory_utilization,
                  kv_tokens=memory.kv_cache_tokens, **_load(ctx, plan.replicas))
     r = plan.replicas
+    if wl.load.request_rate is not None and not math.isfinite(_f(g.ttft_s)):
+        from servewise.estimator.performance import perf_target
+        from servewise.estimator.serving import sustainable_rate
+
+        per_worker = sustainable_rate(perf_target(ctx), Parallel.of(w.tp, w.pp, w.dp, w.ep), wl.isl, wl.osl,
+                                      w.max_num_batched_tokens, w.max_num_seqs, memory.kv_cache_tokens)
+        return None, overload_reason(wl.load.request_rate, per_worker * r, r)
     pt = g.point
     conc = _f(pt.concurrency) * w.dp * r if wl.load.request_rate is None else _f(pt.running) * w.dp * r
     tpot = _f(g.tpot_s)
@@ -94,7 +117,7 @@ def agg_perf(ctx: Context, plan: AggPlan, memory: MemoryEstimate) -> PerfEstimat
     if queue > 0.05:
         dom.append(f"TTFT: queueing behind other prompts {100 * queue:.0f}%")
     dom += step_terms(pt.heavy, "prefill step", 2)
-    return _perf(g, r, plan.gpus, conc, dom, open_loop=wl.load.request_rate is not None)
+    return _perf(g, r, plan.gpus, conc, dom, open_loop=wl.load.request_rate is not None), None
 
 
 def _perf(g, replicas: int, gpus: int, concurrency: float, dominant: list[str],
@@ -133,13 +156,14 @@ def _osl(g) -> float:
     return _f(g.output_tokens_per_s) / max(_f(g.requests_per_s), 1e-30)
 
 
-def disagg_perf(ctx: Context, plan: DisaggPlan, roles: dict[str, RoleEstimate]) -> tuple[PerfEstimate | None,
-                                                                                       dict[str, RolePerf]]:
-    """System and per-role performance of a disaggregated plan (None when a pool holds no request)."""
+def disagg_perf(ctx: Context, plan: DisaggPlan, roles: dict[str, RoleEstimate]
+                ) -> tuple[PerfEstimate | None, dict[str, RolePerf], str | None]:
+    """System and per-role performance of a disaggregated plan, or (None, {}, why) without a steady
+    state: a pool holds no request (why None), or the request rate exceeds what the pools sustain."""
     p, d = plan.prefill, plan.decode
     wl = ctx.profile.workload
     if any(r.memory.kv_cache_tokens < wl.isl + wl.osl for r in roles.values()):
-        return None, {}
+        return None, {}, None
     ld = wl.load
     per_system = _load(ctx, plan.replicas)
     if "concurrency" in per_system:
@@ -159,6 +183,10 @@ def disagg_perf(ctx: Context, plan: DisaggPlan, roles: dict[str, RoleEstimate]) 
     shape = ((p.tp, p.pp, p.dp, p.ep), (d.tp, d.pp, d.dp, d.ep), p.workers, d.workers)
     if conc is None:  # open loop at the replica's share of the rate
         g = disagg_grid(ctx, *shape, request_rate=ld.request_rate / plan.replicas, **kw)
+        if not math.isfinite(_f(g.ttft_s)):     # sustained up to the slower pool's capacity (disaggregated_at_rate)
+            pt = g.point
+            cap = 0.999 * min(_f(pt.prefill_capacity_rps), _f(pt.decode_capacity_rps)) * plan.replicas
+            return None, {}, overload_reason(ld.request_rate, cap, plan.replicas)
         conc = _f(g.requests_per_s) * (_f(g.ttft_s) + (wl.osl - 1) * _f(g.tpot_s))
     else:
         g = disagg_grid(ctx, *shape, concurrency=conc, **kw)
@@ -178,4 +206,4 @@ def disagg_perf(ctx: Context, plan: DisaggPlan, roles: dict[str, RoleEstimate]) 
                    requests_per_s=round(rps, 4), utilization=round(_f(pt.decode_utilization), 4),
                    batch=round(_f(pt.decode_batch), 3), step_ms=_ms(pt.decode_step.total_s),
                    dominant_terms=step_terms(pt.decode_step, "decode step"))
-    return perf, {"prefill": pre, "decode": dec}
+    return perf, {"prefill": pre, "decode": dec}, None

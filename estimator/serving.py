@@ -230,6 +230,34 @@ def aggregated_at_rate(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayL
                         prefill_bound=~stable)
 
 
+def sustainable_rate(t: PerfTarget, par: Parallel, isl: float, osl: float, max_num_batched_tokens: float,
+                     max_num_seqs: float, kv_tokens: float, rounds: int = 5, points: int = 16) -> float:
+    """The highest request rate (requests/s per worker) at which ``aggregated_at_rate`` finds a steady
+    state, for one configuration (scalar inputs): a k-section search, each round evaluating ``points``
+    rates at once between the last stable and the first unstable one (``(points + 1) ** rounds``-fold
+    narrower than the start, which is twice the closed-loop rate of a full batch, doubled until unstable)."""
+    n = max_batch(t, isl, osl, kv_tokens, max_num_seqs)
+    full = aggregated(t, par, isl, osl, n * par.dp, max_num_batched_tokens, max_num_seqs, kv_tokens)
+
+    def stable(rates: np.ndarray) -> np.ndarray:
+        pt = aggregated_at_rate(t, par, isl, osl, rates, max_num_batched_tokens, max_num_seqs, kv_tokens)
+        return np.isfinite(np.asarray(pt.ttft_s).reshape(-1))
+
+    lo, hi = 0.0, 2.0 * float(np.asarray(full.requests_per_s).reshape(-1)[0])
+    for _ in range(20):
+        if not stable(np.array([hi]))[0]:
+            break
+        lo, hi = hi, 2.0 * hi
+    for _ in range(rounds):
+        grid = lo + (hi - lo) * np.arange(1, points + 1) / (points + 1)
+        ok = stable(grid)
+        below = np.flatnonzero(ok)
+        above = np.flatnonzero(~ok)
+        lo = float(grid[below[-1]]) if len(below) else lo
+        hi = float(grid[above[0]]) if len(above) else hi
+    return lo
+
+
 def max_batch(t: PerfTarget, isl, osl, kv_tokens, max_num_seqs) -> np.ndarray:
     """The largest batch a worker rank runs offline: KV capacity in requests, capped by max_num_seqs."""
     return np.maximum(np.minimum(kv_capacity_requests(t.serving, kv_tokens, isl, osl), max_num_seqs), 1.0)

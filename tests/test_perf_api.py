@@ -182,3 +182,46 @@ def test_bands_widen_where_the_model_extrapolates():
                  max_num_seqs=1024, fraction=0.9)
     assert float(hi / lo) > float(h.tpot_band_s[1] / h.tpot_band_s[0])
     assert "no measurements on ampere" in g.coverage.provenance
+
+
+def _overloaded_example(tmp_path, rate: float):
+    """profiles/examples/llama-3.1-8b-1xl4-vllm.yaml at ISL 64 / OSL 8 and an open-loop request rate."""
+    from servewise.profiles import load_profile, save_profile
+    from tests.conftest import EXAMPLES
+
+    p = load_profile(EXAMPLES / "llama-3.1-8b-1xl4-vllm.yaml")
+    load = p.workload.load.model_copy(update={"concurrency": None, "request_rate": rate})
+    wl = p.workload.model_copy(update={"isl": 64, "osl": 8, "load": load})
+    path = tmp_path / f"rate-{rate:g}.yaml"
+    save_profile(p.model_copy(update={"workload": wl}), path)
+    return path
+
+
+def test_a_request_rate_beyond_capacity_is_infeasible_and_names_the_sustainable_rate(tmp_path):
+    """No steady state is no crash: exit 1 with the JSON printed, feasible false, and a reason quoting the
+    rate the plan does sustain; that rate itself is sustained."""
+    import re
+
+    r = run_cli("estimate", "--profile", str(_overloaded_example(tmp_path, 20.0)), "--json")
+    assert r.code == 1, r.err
+    d = json.loads(r.out)
+    assert d["feasible"] is False and d["perf"] is None
+    m = re.search(r"request_rate 20 requests/s is more than this plan sustains: about ([\d.]+) requests/s",
+                  d["reason"])
+    assert m, d["reason"]
+    sustainable = float(m.group(1))
+    assert 1.0 < sustainable < 20.0
+    ok = json.loads(run_cli("estimate", "--profile", str(_overloaded_example(tmp_path, sustainable)), "--json").out)
+    assert ok["feasible"] and ok["perf"]["requests_per_s"] == pytest.approx(sustainable, rel=1e-6)
+    over = json.loads(run_cli("estimate", "--profile", str(_overloaded_example(tmp_path, sustainable * 1.01)),
+                              "--json").out)
+    assert not over["feasible"]
+
+
+def test_a_disaggregated_plan_beyond_capacity_is_infeasible():
+    r = run_cli("estimate", *QWEN, "--request-rate", "100", "--mode", "disagg", "--prefill-tp", "4",
+                "--decode-tp", "4", "--json")
+    assert r.code == 1
+    d = json.loads(r.out)
+    assert not d["feasible"] and d["perf"] is None and "sustains: about" in d["reason"]
+    assert all(role["perf"] is None for role in d["roles"].values())

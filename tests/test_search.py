@@ -271,3 +271,20 @@ def test_every_listed_multi_node_candidate_renders():
         doc["plan"] = c.plan.model_dump(mode="json")
         files = render(profile_from_dict(doc, path="test"))
         assert "plan.json" in files
+
+
+def test_request_rates_beyond_capacity_are_infeasible_points():
+    """Under a request rate a candidate without a steady state (the model's open loop finds none) is
+    evaluated but never kept: every kept candidate serves exactly its share of the rate; a rate nothing
+    sustains leaves the plan infeasible."""
+    ctx = build_context(profile(gpus=2, load={"request_rate": 20.0}))
+    out = run_search(ctx)
+    unsustained = 0
+    for t in out.tables.values():
+        ok = t["ok"]
+        assert np.all(np.isfinite(t["ttft"][ok])) and np.allclose(t["rps"][ok], 20.0, rtol=1e-9)
+        assert not np.any(ok & ~np.isfinite(t["ttft"]))
+        unsustained += int(np.sum(np.isinf(t["ttft"])))
+    assert unsustained > 0                    # some evaluated candidates cannot take 20 requests/s
+    r = plan_in_context(build_context(profile(gpus=2, load={"request_rate": 1e4})), SearchOptions())
+    assert not r.feasible and "serves the load" in r.reason
