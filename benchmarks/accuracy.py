@@ -6,10 +6,11 @@ Prints (markdown tables):
 1. per segment (GPU generation x engine x dense/MoE): median and p90 |error| of TTFT and TPOT on
    held-out measurement groups, and the coverage of the uncertainty bands (each group's band built from
    the other groups' residuals of its segment, so a group never calibrates its own band);
+   The disaggregated rows that record worker counts are segments of their own (``disagg/...``), scored
+   the same way: each group predicted by the fold fit that held it out (no fit sees a disaggregated row);
 2. the groups of aiconfigurator's own accuracy table (reference/perf_model.md section 6.3) that servewise
-   can model, side by side with aiconfigurator's figures;
-3. transfer to an engine without coefficients (leave-one-engine-out fits);
-4. the disaggregated rows on catalog models (few; listed one by one).
+   can model, side by side with aiconfigurator's figures (aggregated and disaggregated);
+3. transfer to an engine without coefficients (leave-one-engine-out fits).
 Held-out predictions come from ``calibrate.cross_validate`` (``--cached`` reuses the last run's, written
 to benchmarks/results/heldout.csv).
 """
@@ -20,13 +21,16 @@ import argparse
 
 import numpy as np
 
-from benchmarks.calibrate import BAND_LEVEL, cross_validate, leave_engine_out, save_residuals, segment_keys
-from benchmarks.silicon import ROOT, load_rows
+from benchmarks.calibrate import (
+    BAND_LEVEL, DISAGG, cross_validate, leave_engine_out, load_all, save_residuals, segment_keys,
+)
+from benchmarks.silicon import ROOT
 
 CACHE = ROOT / "benchmarks" / "results" / "heldout.csv"
 
 # aiconfigurator 0.12.0 on its own silicon sample, H100/H200 rows (reference/perf_model.md section 6.3):
-# (model, system, backend) -> n, TTFT MAPE, med abs, p90 abs, med signed, within 20%, then the same for TPOT.
+# (model, system, backend[, mode]) -> n, TTFT MAPE, med abs, p90 abs, med signed, within 20%, then the same
+# for TPOT. Keys without a mode are aggregated.
 AIC = {
     ("Qwen/Qwen3-32B", "h100_sxm", "sglang"): (84, 85, 87, 93, -87, 0, 25, 20, 54, 20, 50),
     ("Qwen/Qwen3-32B", "h100_sxm", "trtllm"): (26, 40, 38, 51, -38, 0, 9, 8, 15, 8, 100),
@@ -46,8 +50,10 @@ AIC = {
     ("deepseek-ai/DeepSeek-V3", "h200_sxm", "sglang"): (15, 42, 39, 50, -37, 0, 54, 40, 99, 40, 13),
     ("deepseek-ai/DeepSeek-V3", "h200_sxm", "trtllm"): (30, 86, 42, 154, -15, 17, 15, 10, 33, 7, 77),
 }
-# aiconfigurator's disaggregated groups (DeepSeek-V3 on H200: sglang n=3, trtllm n=25) are not listed:
-# most disaggregated rows of the sample lack worker counts (DATA_DICTIONARY.md).
+AIC_DISAGG = {
+    ("deepseek-ai/DeepSeek-V3", "h200_sxm", "sglang", "disagg"): (3, 81, 80, 80, -80, 0, 48, 37, 37, 37, 0),
+    ("deepseek-ai/DeepSeek-V3", "h200_sxm", "trtllm", "disagg"): (25, 74, 81, 93, -81, 4, 20, 10, 45, 10, 64),
+}
 AIC_ALL = (460, 57, 53, 92, -46, 14, 25, 15, 56, 4, 57)
 
 
@@ -57,7 +63,7 @@ def heldout(df, cached: bool, transfer: bool = True):
 
     if cached and CACHE.is_file():
         c = pd.read_csv(CACHE, index_col=0).reindex(df.index)
-        return tuple(c[k].to_numpy() for k in ("r_ttft", "r_tpot", "e_ttft", "e_tpot"))
+        return tuple(c[k].to_numpy() for k in ("r_ttft", "r_tpot", "e_ttft", "e_tpot"))  # type: ignore[return-value]
     r1, r2 = cross_validate(df)
     e1, e2 = leave_engine_out(df) if transfer else (np.full(len(df), np.nan),) * 2
     save_residuals(df, r1, r2, e1, e2)
@@ -99,13 +105,17 @@ def table_segments(df, r1, r2, c1, c2) -> str:
     segs = np.array(segment_keys(df))
     lines = ["| segment | rows | groups | TTFT med | TTFT p90 | TPOT med | TPOT p90 | TTFT band cover | "
              "TPOT band cover |", "|---|---|---|---|---|---|---|---|---|"]
-    keys = sorted(set(segs[np.isfinite(r1)])) + ["ALL"]
+    seen = set(segs[np.isfinite(r1)])
+    dis = np.char.startswith(segs.astype(str), DISAGG)
+    keys = sorted(k for k in seen if not k.startswith(DISAGG)) + ["ALL aggregated"] + \
+        sorted(k for k in seen if k.startswith(DISAGG)) + ["ALL disaggregated"]
     for k in keys:
-        m = np.isfinite(r1) & ((segs == k) if k != "ALL" else True)
+        m = np.isfinite(r1) & ((segs == k) if not k.startswith("ALL") else (dis if k.endswith("disaggregated")
+                                                                              else ~dis))
         s1, s2 = stats(r1[m]), stats(r2[m])
-        cov1, cov2 = np.nanmean(c1[m]) * 100, np.nanmean(c2[m]) * 100
+        cov = [f"{np.nanmean(c[m]) * 100:.0f}%" if np.isfinite(c[m]).any() else "–" for c in (c1, c2)]
         lines.append(f"| {k} | {m.sum()} | {df['group'][m].nunique()} | " + " | ".join(_fmt(s1) + _fmt(s2))
-                     + f" | {cov1:.0f}% | {cov2:.0f}% |")
+                     + f" | {cov[0]} | {cov[1]} |")
     return "\n".join(lines)
 
 
@@ -120,14 +130,16 @@ def table_aic(df, r1, r2, seed: int = 6) -> str:
     lines = [head, "|" + "---|" * 15]
     ours_all, ours_sub = [], []
     rng = np.random.default_rng(seed)
-    for (model, system, engine), aic in AIC.items():
+    for key, aic in {**AIC, **AIC_DISAGG}.items():
+        model, system, engine = key[:3]
+        mode = key[3] if len(key) > 3 else "agg"
         m = ((df["model_path"] == model) & (df["system"] == system) & (df["backend"] == engine)
-             & (df["mode"] == "agg")).to_numpy() & np.isfinite(r1)
+             & (df["mode"] == mode)).to_numpy() & np.isfinite(r1)
         idx = np.flatnonzero(m)
         sub = rng.choice(idx, size=min(len(idx), 20), replace=False) if len(idx) else idx
         ours_all.append(idx)
         ours_sub.append(sub)
-        pre = f"| {model} | {system} | {engine} |"
+        pre = f"| {model} | {system} | {engine}{'' if mode == 'agg' else ' disagg'} |"
         a = [f"{v:+.0f}%" if i in (3, 8) else f"{v:.0f}%" for i, v in enumerate(aic[1:])]
         lines.append(pre + f" aiconfigurator | {aic[0]} | " + " | ".join(a) + " |")
         for label, ix in (("servewise (all rows)", idx), ("servewise (<=20 sampled)", sub)):
@@ -140,8 +152,9 @@ def table_aic(df, r1, r2, seed: int = 6) -> str:
         s1, s2 = stats(r1[ix]), stats(r2[ix])
         vals = [(f"{s[k]:+.0f}%" if k == "signed" else f"{s[k]:.0f}%") for s in (s1, s2) for k in keys]
         lines.append(f"| **{label}** | | | | {len(ix)} | " + " | ".join(vals) + " |")
-    n = sum(a[0] for a in AIC.values())
-    w = {i: sum(a[0] * a[i] for a in AIC.values()) / n for i in (1, 6)}
+    groups = {**AIC, **AIC_DISAGG}
+    n = sum(a[0] for a in groups.values())
+    w = {i: sum(a[0] * a[i] for a in groups.values()) / n for i in (1, 6)}
     lines.append(f"| **aiconfigurator, these groups** | | | | {n} | {w[1]:.0f}% | – | – | – | – | {w[6]:.0f}% | – | – "
                  "| – | – |")
     a = AIC_ALL
@@ -163,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cached", action="store_true", help="reuse benchmarks/results/heldout.csv when present")
     p.add_argument("--no-transfer", action="store_true", help="skip the leave-one-engine-out fits")
     a = p.parse_args(argv)
-    df = load_rows()
+    df = load_all()
     r1, r2, e1, e2 = heldout(df, a.cached, not a.no_transfer)
     groups, segs = df["group"].to_numpy(), np.array(segment_keys(df))
     c1, c2 = coverage(r1, groups, segs), coverage(r2, groups, segs)

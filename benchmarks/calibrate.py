@@ -9,6 +9,11 @@ K folds; each fold's rows are predicted by a fit that never saw them. The held-o
 per segment (GPU generation x engine x dense/MoE) give the uncertainty bands; a leave-one-engine-out
 fit measures how far the model transfers to an engine it has no coefficients for. The coefficients
 written are the fit on all usable rows. Needs pandas and scipy (imported here only).
+
+The fit uses the aggregated rows only. The disaggregated rows that record worker counts
+(``disagg_rows``) are scored the same way -- their groups spread over the same K folds, each predicted
+by its fold's fit -- and, where a segment has enough of them, give disaggregated estimates their bands
+(``disagg_segments``).
 """
 
 from __future__ import annotations
@@ -20,26 +25,45 @@ import sys
 import numpy as np
 import yaml
 
+from benchmarks.disagg_rows import add_disagg_columns, predict_disagg
 from benchmarks.fitting import ENGINE, coef_lookup, fit, residuals
 from benchmarks.silicon import ROOT, generation_of, load_rows
 
 FOLDS = 5
 BAND_LEVEL = 0.9
 SEED = 20261101
+DISAGG = "disagg/"             # segment-key prefix of the disaggregated rows
+MIN_DISAGG_ROWS, MIN_DISAGG_GROUPS = 20, 3   # a disaggregated segment gives bands from this much data on
+
+
+def load_all():
+    """The sample with the aggregated rows' inputs (``silicon.load_rows``) and the disaggregated rows'."""
+    df = load_rows()
+    add_disagg_columns(df)
+    return df
 
 
 def segment_keys(df) -> list[str]:
     gens = generation_of(df)
-    return [f"{g}/{e}/{f}" for g, e, f in zip(gens, df["backend"], df["family"], strict=True)]
+    return [(DISAGG if m == "disagg" else "") + f"{g}/{e}/{f}"
+            for g, e, f, m in zip(gens, df["backend"], df["family"], df["mode"], strict=True)]
+
+
+def _folds(groups, folds: int) -> dict:
+    groups = np.array(sorted(groups))
+    rng = np.random.default_rng(SEED)
+    rng.shuffle(groups)
+    return {g: i % folds for i, g in enumerate(groups)}
 
 
 def cross_validate(df, folds: int = FOLDS, verbose: bool = True):
-    """Held-out log(pred/meas) of TTFT and TPOT for every usable row (group K-fold)."""
+    """Held-out log(pred/meas) of TTFT and TPOT for every usable row (group K-fold): aggregated rows by
+    the fit without their fold, disaggregated groups spread over the same folds and predicted by their
+    fold's fit (which never sees a disaggregated row)."""
     use = df[df["usable"]]
-    groups = np.array(sorted(use["group"].unique()))
-    rng = np.random.default_rng(SEED)
-    rng.shuffle(groups)
-    fold_of = {g: i % folds for i, g in enumerate(groups)}
+    fold_of = _folds(use["group"].unique(), folds)
+    dis = df["disagg_usable"].to_numpy() if "disagg_usable" in df else np.zeros(len(df), dtype=bool)
+    dfold = df["group"].map(_folds(df["group"][dis].unique(), folds)).to_numpy()
     r_ttft = np.full(len(df), np.nan)
     r_tpot = np.full(len(df), np.nan)
     for k in range(folds):
@@ -49,8 +73,14 @@ def cross_validate(df, folds: int = FOLDS, verbose: bool = True):
         a, b = residuals(test, layers)
         idx = df.index.get_indexer(test.index)
         r_ttft[idx], r_tpot[idx] = a, b
+        mine = dis & (dfold == k)
+        if mine.any():
+            t1, t2 = predict_disagg(df, coef_lookup(layers), mine)
+            r_ttft[mine] = np.log(t1[mine] * 1e3 / df["silicon_ttft_ms"].to_numpy()[mine])
+            r_tpot[mine] = np.log(t2[mine] * 1e3 / df["silicon_tpot_ms"].to_numpy()[mine])
         if verbose:
-            print(f"fold {k + 1}/{folds}: {held.sum()} rows held out", file=sys.stderr)
+            print(f"fold {k + 1}/{folds}: {held.sum()} aggregated and {mine.sum()} disaggregated rows held out",
+                  file=sys.stderr)
     return r_ttft, r_tpot
 
 
@@ -122,18 +152,26 @@ def quantiles(r: np.ndarray, groups: np.ndarray, level: float = BAND_LEVEL) -> d
             "hi": round(float(hi), 4), "median_abs_pct": round(float(np.median(np.abs(np.exp(r) - 1)) * 100), 1)}
 
 
-def segments(df, r_ttft, r_tpot, r_thr) -> dict:
+def segments(df, r_ttft, r_tpot, r_thr) -> tuple[dict, dict]:
+    """(aggregated segments, disaggregated segments with at least MIN_DISAGG_ROWS rows in MIN_DISAGG_GROUPS
+    groups), each '<generation>/<engine>/<family>' -> held-out quantiles and the measured span."""
     keys = np.array(segment_keys(df))
     groups = df["group"].to_numpy()
-    out = {}
-    for key in sorted(set(keys[np.isfinite(r_ttft)])):
-        m = keys == key
+    tp = df["tp_size"].fillna(df["decode_tp"] if "decode_tp" in df else np.nan)
+    out: dict = {}
+    dis: dict = {}
+    for key in sorted(set(keys[np.isfinite(r_ttft) & np.isfinite(r_tpot)])):
+        m = (keys == key) & np.isfinite(r_ttft) & np.isfinite(r_tpot)
         d = df[m]
-        span = {c: [float(d[col].min()), float(d[col].max())]
-                for c, col in (("concurrency", "concurrency"), ("isl", "isl"), ("osl", "osl"), ("tp", "tp_size"))}
-        out[str(key)] = {"ttft": quantiles(r_ttft[m], groups[m]), "tpot": quantiles(r_tpot[m], groups[m]),
-                         "throughput": quantiles(r_thr[m], groups[m]), "range": span}
-    return out
+        span = {c: [float(v.min()), float(v.max())]
+                for c, v in (("concurrency", d["concurrency"]), ("isl", d["isl"]), ("osl", d["osl"]), ("tp", tp[m]))}
+        seg = {"ttft": quantiles(r_ttft[m], groups[m]), "tpot": quantiles(r_tpot[m], groups[m]),
+               "throughput": quantiles(r_thr[m], groups[m]), "range": span}
+        if not key.startswith(DISAGG):
+            out[str(key)] = seg
+        elif m.sum() >= MIN_DISAGG_ROWS and len(set(groups[m])) >= MIN_DISAGG_GROUPS:
+            dis[str(key)[len(DISAGG):]] = seg
+    return out, dis
 
 
 def _round(layers: dict) -> dict:
@@ -143,22 +181,24 @@ def _round(layers: dict) -> dict:
                  for kk, vv in v.items()}) for k, v in layers.items()}
 
 
-def build_document(df, layers, seg, transfer) -> dict:
+def build_document(df, layers, seg, transfer, dis_seg) -> dict:
     use = df[df["usable"]]
+    n_dis = int(df["disagg_usable"].sum()) if "disagg_usable" in df else 0
     layers = _round(layers)
     return {
         "dataset": ("aiconfigurator_silicon_sample.csv (NVIDIA aiconfigurator 0.12.0 silicon_sample; "
                     f"measurements {use['measured'].min()} .. {use['measured'].max()}); {len(df)} rows, "
                     f"{len(use)} aggregated rows on catalog models and GPUs used: "
                     + ", ".join(sorted(use["model_path"].unique())) + " on "
-                    + ", ".join(sorted(use["system"].unique()))),
+                    + ", ".join(sorted(use["system"].unique()))
+                    + f"; {n_dis} disaggregated rows with worker counts scored held-out (not fitted)"),
         "fitted": _dt.date.today().isoformat(),
         "method": ("robust (soft-L1) least squares on log TTFT and log TPOT, measurement groups weighted "
                    "equally, weak priors; dense models first, then only what MoE adds with those fixed; layers "
                    "global <- generation <- engine <- engine/generation; bands: "
                    f"{int(BAND_LEVEL * 100)}% central quantiles of {FOLDS}-fold group-held-out residuals per "
-                   "segment; transfer bands from leave-one-engine-out and leave-one-generation-out fits "
-                   "(benchmarks/calibrate.py)"),
+                   "segment; transfer bands from leave-one-engine-out and leave-one-generation-out fits; "
+                   "disaggregated rows predicted by the fold fits, never fitted (benchmarks/calibrate.py)"),
         "band_level": BAND_LEVEL,
         "rows_used": int(len(use)),
         "global": layers["global"],
@@ -166,6 +206,7 @@ def build_document(df, layers, seg, transfer) -> dict:
         "engines": layers["engines"],
         "engine_generations": layers["engine_generations"],
         "segments": seg,
+        "disagg_segments": dis_seg,
         "transfer": transfer,
         "notes": [
             "Engine overheads of an engine without data are the geometric mean of the fitted engines "
@@ -198,6 +239,8 @@ def describe(df) -> None:
     print(f"{len(df)} rows; usable (agg, catalog model and GPU): {int(df['usable'].sum())}")
     print(df.groupby(["system", "backend"]).size().unstack(fill_value=0).to_string())
     print(df[~df["usable"]]["reason"].value_counts().to_string())
+    if "disagg_usable" in df:
+        print(f"disaggregated rows with worker counts that can be modelled: {int(df['disagg_usable'].sum())}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,12 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--describe", action="store_true", help="print the sample's coverage and exit")
     p.add_argument("--folds", type=int, default=FOLDS)
     a = p.parse_args(argv)
-    df = load_rows()
+    df = load_all()
     if a.describe:
         describe(df)
         return 0
     r_ttft, r_tpot = cross_validate(df, a.folds)
-    seg = segments(df, r_ttft, r_tpot, throughput_residual(df, r_ttft, r_tpot))
+    seg, dis_seg = segments(df, r_ttft, r_tpot, throughput_residual(df, r_ttft, r_tpot))
     e_ttft, e_tpot = leave_engine_out(df)
     save_residuals(df, r_ttft, r_tpot, e_ttft, e_tpot)
     groups = df["group"].to_numpy()
@@ -220,11 +263,11 @@ def main(argv: list[str] | None = None) -> int:
                        "throughput": quantiles(throughput_residual(df, a1, a2), groups)}
                 for name, (a1, a2) in (("engine", (e_ttft, e_tpot)), ("generation", (g_ttft, g_tpot)))}
     layers = fit(df[df["usable"]])
-    for key, s in seg.items():
-        print(f"{key:28s} n={s['ttft']['n']:4d}  TTFT med {s['ttft']['median_abs_pct']:5.1f}%  "
+    for key, s in [*seg.items(), *((DISAGG + k, v) for k, v in dis_seg.items())]:
+        print(f"{key:35s} n={s['ttft']['n']:4d}  TTFT med {s['ttft']['median_abs_pct']:5.1f}%  "
               f"TPOT med {s['tpot']['median_abs_pct']:5.1f}%")
     if a.write:
-        doc = build_document(df, layers, seg, transfer)
+        doc = build_document(df, layers, seg, transfer, dis_seg)
         path = ROOT / "perfdata" / "calibration.yaml"
         header = ("# Performance-model coefficients fitted by benchmarks/calibrate.py -- do not edit by hand.\n"
                   "# Regenerate: SERVEWISE_SHARED=../shared python -m benchmarks.calibrate --write\n")

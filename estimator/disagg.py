@@ -5,8 +5,10 @@ prompt's KV cache crosses the link between the pools; ``y`` decode workers run d
 their batch. The system's request rate is the smaller of the two pools' rates (rate matching); the
 pool that is not the bottleneck idles part of the time. Closed loop (ARCHITECTURE.md section 3):
 ``c`` clients, ``c = rate x (TTFT + (osl - 1) TPOT)`` (``serving.closed_loop``, request overhead
-included); prompts queue at the prefill pool like the aggregated burst (``serving``), then wait the KV
-transfer, then the first decode step. Open loop at a request rate: ``disaggregated_at_rate``.
+included); prompts queue at the prefill pool under the same arrival model as an aggregated engine's
+prompts (``serving.prompt_queue``: the first wave's burst, then the cohort's groups one prompt step apart,
+``serving.others_busy``; the pool is idle, not decoding, between them), then wait the KV transfer, then
+the first decode step. Open loop at a request rate (Poisson arrivals): ``disaggregated_at_rate``.
 The pools may use different GPUs (heterogeneous): each has its own ``PerfTarget``.
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from servewise.estimator.perf import ArrayLike, Parallel, PerfTarget, StepTime, step_time
-from servewise.estimator.serving import closed_loop, kv_capacity_requests
+from servewise.estimator.serving import closed_loop, kv_capacity_requests, others_busy, prompt_queue
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,18 @@ def kv_transfer_s(prefill: PerfTarget, decode: PerfTarget, prefill_tp, decode_tp
     return c["kv_transfer_latency_s"] + body
 
 
-def _prefill_pool(t: PerfTarget, par: Parallel, isl, prompts_per_rank, budget, k):
-    """Prefill-only worker: burst of all prompts in chunks, later waves in groups (see serving)."""
+def _prefill_pool(t: PerfTarget, par: Parallel, isl, prompts_per_rank, budget):
+    """A prefill-only rank's steps: the first wave's burst (all its prompts queued, steps of up to ``budget``
+    tokens) and a later group's step (``prefill_group_requests`` prompts), with the prompts each step holds
+    (``1 / a``) and the rank's prompt capacity when busy."""
     c = t.coef
     p0 = np.minimum(budget, np.maximum(prompts_per_rank, 1.0) * isl)
     burst = step_time(t, par, p0, isl / 2.0, 0.0, 0.0, np.maximum(p0 / isl, 1.0))
     group = np.minimum(prompts_per_rank, c["prefill_group_requests"])
     p = np.minimum(budget, np.maximum(group, 1.0) * isl)
     heavy = step_time(t, par, p, isl / 2.0, 0.0, 0.0, np.maximum(p / isl, 1.0))
-    th = heavy.total_s
-    a0, a = isl / p0, isl / p
-    cycles = prompts_per_rank * a
-    wave = th * np.maximum(a, 1.0) + np.where(cycles > 1.0, (cycles - 1.0) / cycles * th, 0.0)
-    first = burst.total_s * (prompts_per_rank * a0 + np.maximum(a0, 1.0)) / 2.0
-    capacity = p / (isl * th)                 # prompts per second per rank when busy
-    return (first + (k - 1.0) * wave) / k, capacity, heavy
+    capacity = p / (isl * heavy.total_s)        # prompts per second per rank when busy
+    return burst, isl / p0, heavy, isl / p, capacity
 
 
 def disaggregated(prefill: PerfTarget, decode: PerfTarget, p_par: Parallel, d_par: Parallel, isl: ArrayLike,
@@ -99,12 +98,15 @@ def disaggregated(prefill: PerfTarget, decode: PerfTarget, p_par: Parallel, d_pa
     y = np.asarray(decode_workers, dtype=np.float64) * d_par.dp
     k = requests_per_client or prefill.coef["requests_per_client"]
     budget = np.maximum(np.asarray(prefill_budget, dtype=np.float64), isl)
-    ttft_p, cap_rank, p_step = _prefill_pool(prefill, p_par, isl, conc / x, budget, k)
+    prompts = conc / x                         # clients per prefill rank
+    burst, a0, p_step, a, cap_rank = _prefill_pool(prefill, p_par, isl, prompts, budget)
+    th = p_step.total_s
     mu_p = x * cap_rank
     t_kv = kv_transfer_s(prefill, decode, p_par.tp, d_par.tp, isl, link_bw)
     cap_d = _decode_cap(decode, decode_kv_tokens, isl, osl, decode_max_seqs)
     ctx = isl + osl / 2.0
     n_d = np.minimum(np.maximum(conc / y, 1.0), cap_d)
+    ttft_p = prompt_queue(burst.total_s, a0, th, a, prompts, k, others_busy(prompts * a), 0.0)
     for _ in range(iterations):
         d_step = step_time(decode, d_par, 0.0, 0.0, n_d, ctx)
         tl = d_step.total_s

@@ -144,6 +144,6 @@ def disagg_grid(ctx: Context, prefill: tuple, decode: tuple, prefill_workers: Ar
         load = np.asarray(concurrency if concurrency is not None else 1, dtype=np.float64)
         pt = disaggregated(pt_, dt_, p_par, d_par, isl, osl, load, prefill_workers, decode_workers,
                            prefill_budget, decode_max_seqs, decode_kv_tokens, link)
-    cov = coverage(dt_.generation, dt_.engine, family(ctx))
+    cov = coverage(dt_.generation, dt_.engine, family(ctx), mode="disagg")
     extra = widening(cov, pp=np.maximum(prefill[1], decode[1]), concurrency=load, isl=isl, osl=osl)
     return _grid(pt, cov, extra, pt.decode_batch)

@@ -18,13 +18,16 @@ Mechanisms modelled (all closed form, numpy, broadcasting over every input):
   pauses decoding for its prefill batches, ``prefill_first``). A prompt takes ``a = isl / P_h`` heavy
   steps (a < 1: several prompts share one). Each engine version's scheduling facts, with their sources,
   are in ``perfdata/engines/<engine>.yaml`` (``serving``).
-- **Burst queueing** (mixed engines): the load generator starts all ``c`` requests at once, so the
-  first wave's prompts queue behind one another: a mean of ``(n a + max(1, a)) / 2`` full heavy steps.
-  Later waves arrive in groups of ``prefill_group_requests`` prompts (fitted; the sample's requests
-  that finished in the same step re-arrive a few milliseconds apart and split into small groups),
-  each waiting for the heavy step in progress, ``(H - 1) / H`` of the time another group's
-  (``H = n a`` heavy steps per cycle), then its own. The reported mean weights the first wave by
-  ``1 / requests_per_client`` (fitted: the requests each client sends in a benchmark run).
+- **Burst queueing** (mixed engines, ``prompt_queue``; the disaggregated prefill pool uses the same
+  function, since it sees the same clients): the load generator starts all ``c`` requests at once, so
+  the first wave's prompts queue behind one another: a mean of ``(n a + max(1, a)) / 2`` full heavy
+  steps. Later waves arrive in groups of ``prefill_group_requests`` prompts (fitted; the sample's
+  requests that finished in the same step re-arrive a few milliseconds apart and split into small
+  groups), each waiting for the step in progress -- another group's heavy step with probability
+  ``(H - 1) / H`` (``others_busy``: ``H = n a`` heavy steps per cycle; the cohort the first wave formed
+  comes back one prompt step apart every cycle), else a decode step -- then its own. The reported mean
+  weights the first wave by ``1 / requests_per_client`` (fitted: the requests each client sends in a
+  benchmark run).
 - **Prefill-first engines** (SGLang): requests that start decoding together finish together, so every
   cycle is a burst: all prompts are prefilled (mean wait half of them), then all decode; a request's
   decode window holds the prompts prefilled after its own.
@@ -113,6 +116,33 @@ def _heavy(t: PerfTarget, par: Parallel, isl, osl, n, room, prompts, mixed):
     return st, p
 
 
+def prompt_queue(th_burst, a_burst, th, a, prompts, k, busy, idle_step_s):
+    """Mean time from a prompt's arrival to its first token's step, over a closed-loop benchmark run, at a
+    server of prompt steps (an aggregated engine's heavy steps, or one prefill rank): the one arrival
+    model the aggregated and the disaggregated paths share.
+
+    The first wave is a burst of all ``prompts`` at once: a mean of half of them ahead, in steps of
+    ``th_burst`` holding ``1 / a_burst`` prompts each. Later waves arrive in groups
+    (``prefill_group_requests``) and wait for the step in progress -- another group's prompt step
+    (``th``) with probability ``busy``, otherwise ``idle_step_s`` (a decode step of a mixed engine;
+    nothing for a prefill-only pool, idle between prompts) -- then their own ``max(a, 1)`` steps. The
+    run's mean weights the first wave by ``1 / k`` (``requests_per_client``)."""
+    first = th_burst * (prompts * a_burst + np.maximum(a_burst, 1.0)) / 2.0
+    wave = th * np.maximum(a, 1.0) + busy * th + (1.0 - busy) * idle_step_s
+    return (first + (k - 1.0) * wave) / k
+
+
+def others_busy(steps_per_cycle):
+    """Probability that an arriving group finds another group's prompt step in progress: ``(H - 1) / H``
+    with ``H`` prompt steps per cycle. In a closed loop started as one burst with fixed prompt and output
+    lengths, the first wave's prompts leave the server one prompt step apart, finish one step apart and
+    come back one step apart, cycle after cycle: every group but the cohort's first arrives while the
+    previous group's step runs, however idle the server is in between (the sample's prefill pools at a
+    few percent utilisation queue like this too: benchmarks.accuracy, disagg/ segments)."""
+    h = np.maximum(steps_per_cycle, 1.0)
+    return (h - 1.0) / h
+
+
 def _mixed(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl, requests_per_client):
     """Steps mix decodes and prompt chunks (vLLM, TRT-LLM): decodes first, prompts fill the budget."""
     c = t.coef
@@ -123,14 +153,9 @@ def _mixed(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl, requests_per_c
     th = heavy.total_s
     extra = np.maximum(th - tl, 0.0)                           # what a heavy step adds to a decode window
     a = isl / p_heavy                                          # heavy steps per prompt
-    cycles = n * a                                             # heavy steps per cycle (H)
     tpot = tl + np.minimum((n - 1.0) * a, osl - 1.0) * extra / (osl - 1.0)
-    wait = np.where(cycles > 1.0, (cycles - 1.0) / cycles * th + tl / cycles, tl)
-    ttft_wave = th * np.maximum(a, 1.0) + wait
-    a0 = isl / p_burst
-    ttft_burst = burst.total_s * (n * a0 + np.maximum(a0, 1.0)) / 2.0
     k = requests_per_client or c["requests_per_client"]
-    ttft_run = (ttft_burst + (k - 1.0) * ttft_wave) / k
+    ttft_run = prompt_queue(burst.total_s, isl / p_burst, th, a, n, k, others_busy(n * a), tl)
     rate = n / (ttft_run + (osl - 1.0) * tpot)
     rate_prefill = p_heavy / (isl * th)                        # prompts per second when every step is heavy
     bound = rate > rate_prefill

@@ -2,7 +2,8 @@
 
 A band is ``[value x exp(lo), value x exp(hi)]`` where ``lo``/``hi`` are quantiles of
 log(measured / predicted) on held-out measurement groups of the estimate's segment (GPU generation x
-engine x dense/MoE; ``perfdata/calibration.yaml``). Where the estimate leaves the data the band widens:
+engine x dense/MoE; ``perfdata/calibration.yaml``; disaggregated estimates use the disaggregated rows'
+segment where the sample has one). Where the estimate leaves the data the band widens:
 
 - engine without data on this GPU generation: the leave-one-engine-out residuals (``transfer.engine``);
 - GPU generation without any data: the leave-one-generation-out residuals (``transfer.generation``:
@@ -55,10 +56,21 @@ class Coverage:
 
 
 def coverage(generation: str, engine: str, family: str, cal: Calibration | None = None,
-             beyond: list[tuple[str, float]] | None = None) -> Coverage:
-    """The band basis for (generation, engine, family) plus widening for ``beyond``: (reason, decades)."""
+             beyond: list[tuple[str, float]] | None = None, mode: str = "agg") -> Coverage:
+    """The band basis for (generation, engine, family) plus widening for ``beyond``: (reason, decades).
+    ``mode="disagg"``: the held-out residuals of disaggregated rows where the segment has them
+    (``disagg_segments``), otherwise the aggregated segment's, saying so."""
     cal = cal or load_calibration()
     key = f"{generation}/{engine}/{family}"
+    if mode == "disagg":
+        dseg = cal.disagg_segments.get(key)
+        if dseg is not None:
+            qs = {"ttft": dseg.ttft, "tpot": dseg.tpot, "throughput": dseg.throughput}
+            return _beyond(Coverage(f"disaggregated {key}", qs, ranges=_union([dseg])), beyond)
+        agg = coverage(generation, engine, family, cal, beyond)
+        return Coverage(agg.segment, agg.quantiles, agg.widen,
+                        [*agg.reasons, "no disaggregated measurements in this segment: band of aggregated "
+                         "serving"], agg.ranges, agg.fitted)
     seg = cal.segments.get(key)
     reasons: list[str] = []
     widen = 0.0

@@ -3,7 +3,8 @@
 The file holds efficiencies and overheads fitted by ``benchmarks/calibrate.py`` on named measured
 data, in layers: ``global`` values, overridden per GPU ``generations`` (architecture), per
 ``engines`` and per ``engine x generation`` pair where the data allowed a fit of its own. It also
-holds the held-out residual quantiles per segment that the uncertainty bands come from.
+holds the held-out residual quantiles per segment that the uncertainty bands come from (for
+disaggregated serving too, where the sample has enough disaggregated rows).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class Calibration(_Strict):
         default_factory=dict, description="'<engine>/<generation>' -> coefficients")
     segments: dict[str, Segment] = Field(
         default_factory=dict, description="'<generation>/<engine>/<dense|moe>' -> held-out residuals")
+    disagg_segments: dict[str, Segment] = Field(
+        default_factory=dict, description="the same for disaggregated serving, where the sample has enough "
+        "disaggregated rows with worker counts (predicted by the fits on aggregated rows, never fitted)")
     transfer: dict[str, Segment] = Field(
         default_factory=dict, description="residuals when a level is unseen: 'generation', 'engine', 'family'")
     notes: list[str] = Field(default_factory=list)

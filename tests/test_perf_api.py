@@ -225,3 +225,19 @@ def test_a_disaggregated_plan_beyond_capacity_is_infeasible():
     d = json.loads(r.out)
     assert not d["feasible"] and d["perf"] is None and "sustains: about" in d["reason"]
     assert all(role["perf"] is None for role in d["roles"].values())
+
+
+def test_disaggregated_bands_come_from_disaggregated_rows_where_measured():
+    """A disaggregated estimate takes its band from the disaggregated rows' held-out residuals where the
+    segment has them, and says so when it falls back to aggregated serving's."""
+    from servewise.perfdata.calibration import Quantiles, Segment
+
+    cal = load_calibration()
+    wide = Quantiles(n=40, groups=5, lo=-1.0, hi=0.9, median_abs_pct=40.0)
+    seg = Segment(ttft=wide, tpot=wide, throughput=wide, range={"concurrency": (4.0, 512.0)})
+    with_dis = cal.model_copy(update={"disagg_segments": {"hopper/vllm/dense": seg}})
+    d = coverage("hopper", "vllm", "dense", with_dis, mode="disagg")
+    assert d.quantiles["ttft"] == wide and "disaggregated hopper/vllm/dense" in d.provenance
+    fallback = coverage("hopper", "vllm", "dense", cal.model_copy(update={"disagg_segments": {}}), mode="disagg")
+    assert fallback.quantiles == coverage("hopper", "vllm", "dense", cal).quantiles
+    assert any("no disaggregated measurements" in r for r in fallback.reasons)

@@ -163,3 +163,50 @@ def test_disagg_broadcasts_like_a_loop():
     for i, y in enumerate(ys):
         one = disaggregated(t, t, Parallel.of(2), Parallel.of(4), decode_workers=y, **kw)
         assert float(one.ttft_s) == pytest.approx(grid.ttft_s[i]) and float(one.tpot_s) == pytest.approx(grid.tpot_s[i])
+
+
+def test_one_arrival_model_serves_both_paths(monkeypatch):
+    """The aggregated engine's prompts and the disaggregated prefill pool's go through the same
+    closed-loop arrival model (serving.prompt_queue): the first wave's burst, then groups that wait for
+    another group's prompt step only as often as the server is busy with them."""
+    import servewise.estimator.disagg as dis
+    import servewise.estimator.serving as srv
+
+    calls: list[str] = []
+    real = srv.prompt_queue
+
+    def spy(*a, **kw):
+        calls.append("called")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(srv, "prompt_queue", spy)
+    monkeypatch.setattr(dis, "prompt_queue", spy)
+    t = qwen("trtllm")
+    agg(t, 16.0)
+    n_agg = len(calls)
+    disaggregated(t, t, Parallel.of(4), Parallel.of(4), 4000, 500, 16.0, 1.0, 1.0, 8192, 64, 1e6, 50e9)
+    assert n_agg > 0 and len(calls) > n_agg
+
+
+def test_the_cohort_comes_back_one_prompt_step_apart():
+    """Later groups wait for the preceding group's prompt step (H - 1) / H of the time, H prompt steps per
+    cycle: the only group never waits; a decode step (aggregated) or nothing (an idle prefill pool) else."""
+    from servewise.estimator.serving import others_busy, prompt_queue
+
+    assert others_busy(1.0) == 0.0 and others_busy(0.3) == 0.0
+    assert others_busy(10.0) == pytest.approx(0.9)
+    # no first-wave weight (k -> inf): own step plus busy x another's step plus the rest x the idle step
+    assert prompt_queue(0.0, 1.0, 0.1, 1.0, 10.0, 1e12, 0.9, 0.02) == pytest.approx(0.1 + 0.9 * 0.1 + 0.1 * 0.02)
+
+
+def test_prefill_queueing_falls_with_more_prefill_workers():
+    """One client per prefill rank never queues (its prompt step alone); spreading the same clients over
+    more prefill workers shortens the wait for the others' steps and the first wave's burst."""
+    t = qwen("trtllm")
+    kw = dict(isl=4000, osl=500, prefill_budget=4096, decode_max_seqs=64, decode_kv_tokens=1e6, link_bw=50e9)
+    waits = [float(disaggregated(t, t, Parallel.of(4), Parallel.of(4), concurrency=16.0, prefill_workers=x,
+                                 decode_workers=1.0, **kw).prefill_s) for x in (1.0, 2.0, 4.0, 16.0)]
+    assert all(b < a for a, b in zip(waits, waits[1:], strict=False))
+    alone = disaggregated(t, t, Parallel.of(4), Parallel.of(4), concurrency=16.0, prefill_workers=16.0,
+                          decode_workers=1.0, **kw)
+    assert float(alone.prefill_s) == pytest.approx(float(alone.prefill_step.total_s), rel=1e-9)
