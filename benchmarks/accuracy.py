@@ -147,16 +147,19 @@ def table_aic(df, r1, r2, seed: int = 6) -> str:
             vals = [(f"{s[k]:+.0f}%" if k == "signed" else f"{s[k]:.0f}%") if s.get("n") else "–"
                     for s in (s1, s2) for k in keys]
             lines.append(pre + f" {label} | {s1.get('n', 0)} | " + " | ".join(vals) + " |")
-    for label, parts in (("servewise, these groups (all rows)", ours_all), ("servewise, these groups (<=20)", ours_sub)):
-        ix = np.concatenate(parts)
-        s1, s2 = stats(r1[ix]), stats(r2[ix])
-        vals = [(f"{s[k]:+.0f}%" if k == "signed" else f"{s[k]:.0f}%") for s in (s1, s2) for k in keys]
-        lines.append(f"| **{label}** | | | | {len(ix)} | " + " | ".join(vals) + " |")
-    groups = {**AIC, **AIC_DISAGG}
-    n = sum(a[0] for a in groups.values())
-    w = {i: sum(a[0] * a[i] for a in groups.values()) / n for i in (1, 6)}
-    lines.append(f"| **aiconfigurator, these groups** | | | | {n} | {w[1]:.0f}% | – | – | – | – | {w[6]:.0f}% | – | – "
-                 "| – | – |")
+    n_agg = len(AIC)
+    for which, cut in (("aggregated groups", n_agg), ("all these groups", len(ours_all))):
+        for label, parts in ((f"servewise, {which} (all rows)", ours_all[:cut]),
+                             (f"servewise, {which} (<=20)", ours_sub[:cut])):
+            ix = np.concatenate(parts)
+            s1, s2 = stats(r1[ix]), stats(r2[ix])
+            vals = [(f"{s[k]:+.0f}%" if k == "signed" else f"{s[k]:.0f}%") for s in (s1, s2) for k in keys]
+            lines.append(f"| **{label}** | | | | {len(ix)} | " + " | ".join(vals) + " |")
+    for which, groups in (("aggregated groups", AIC), ("all these groups", {**AIC, **AIC_DISAGG})):
+        n = sum(a[0] for a in groups.values())
+        w = {i: sum(a[0] * a[i] for a in groups.values()) / n for i in (1, 6)}
+        lines.append(f"| **aiconfigurator, {which}** | | | | {n} | {w[1]:.0f}% | – | – | – | – | {w[6]:.0f}% | – | – "
+                     "| – | – |")
     a = AIC_ALL
     lines.append(f"| **aiconfigurator, all 460 H100/H200 rows** | | | | {a[0]} | "
                  + " | ".join(f"{v:+.0f}%" if i in (3, 8) else f"{v:.0f}%" for i, v in enumerate(a[1:])) + " |")

@@ -91,3 +91,27 @@ def test_disaggregated_segments_are_scored_where_the_data_allows(disagg_sample):
     for key, seg in cal.disagg_segments.items():
         assert seg.tpot.n == int((keys == key).sum()) >= 20 and seg.tpot.groups >= 3, key
         assert key in cal.segments            # an aggregated segment of the same kind exists as well
+
+
+def test_accuracy_tables_give_the_disaggregated_rows_their_own_segments(shared_dir):
+    """benchmarks.accuracy lists disaggregated segments (disagg/...) and their total apart from the
+    aggregated ones (residuals here: the shipped fit's, as a stand-in for the held-out ones)."""
+    pytest.importorskip("pandas")
+    os.environ.setdefault("SERVEWISE_SHARED", str(shared_dir))
+    from benchmarks.accuracy import coverage, table_aic, table_segments
+    from benchmarks.calibrate import load_all, segment_keys
+    from benchmarks.disagg_rows import predict_disagg
+    from benchmarks.silicon import predict
+
+    df = load_all()
+    a1, a2, _ = predict(df)
+    d1, d2 = predict_disagg(df)
+    r1 = np.log(np.where(np.isfinite(a1), a1, d1) * 1e3 / df["silicon_ttft_ms"].to_numpy())
+    r2 = np.log(np.where(np.isfinite(a2), a2, d2) * 1e3 / df["silicon_tpot_ms"].to_numpy())
+    groups, segs = df["group"].to_numpy(), np.array(segment_keys(df))
+    text = table_segments(df, r1, r2, coverage(r1, groups, segs), coverage(r2, groups, segs))
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()[2:]}
+    assert "ALL aggregated" in rows and "ALL disaggregated" in rows
+    assert rows["ALL disaggregated"].split(" | ")[1] == str(int(df["disagg_usable"].sum()))
+    assert any(k.startswith("disagg/hopper/trtllm/moe") for k in rows)
+    assert "trtllm disagg | aiconfigurator | 25 |" in table_aic(df, r1, r2)
