@@ -189,6 +189,9 @@ class Search(_Strict):
     objective: Literal["output_tokens_per_s_per_gpu", "tokens_per_s_per_user", "cost_per_million_tokens"] = \
         "output_tokens_per_s_per_gpu"
     gpu_hour_usd: Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False)] | None = None
+    memory_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = Field(
+        default=None, description="fix the engine's memory fraction (its own semantics); null = the search "
+                                  "tries the engine default and its neighbours")
 
     @field_validator("modes")
     @classmethod
