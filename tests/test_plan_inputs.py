@@ -1,4 +1,4 @@
-"""A memory fraction given to `plan` is recorded in the profile, so replay re-plans the same way."""
+"""Plan inputs: the memory fraction is recorded for replay; dtypes an engine cannot serve are refused."""
 
 from __future__ import annotations
 
@@ -19,3 +19,10 @@ def test_memory_fraction_is_pinned_and_replays_without_drift(tmp_path):
     r = run_cli("--profile", str(prof), "--out", str(tmp_path / "out"), "--strict")
     assert r.code == 0, r.err
     assert "drift" not in r.err
+
+
+def test_trtllm_cannot_quantize_a_16bit_checkpoint_at_load_time():
+    r = run_cli("estimate", "--model", "Qwen/Qwen3-32B", "--gpu", "h100-sxm", "--gpus", "2", "--tp", "2",
+                "--engine", "trtllm", "--weights-dtype", "fp8")
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert "--weights-dtype" in r.err and "pre-quantized fp8 checkpoint" in r.err
