@@ -67,6 +67,7 @@ async def test_enter_through_a_prefilled_profile_gives_it_back(tmp_path, path):
 async def test_ctrl_s_saves_from_any_step_and_asks_before_replacing_artifacts(tmp_path):
     deploy = tmp_path / "p-deploy"
     deploy.mkdir()
+    (deploy / "plan.json").write_text('{"schema": "servewise-plan/1"}\n')   # an older render
     (deploy / "other.txt").write_text("not ours\n")
     app = make_app(save_path=tmp_path / "p.yaml")
     async with app.run_test(size=SIZE) as pilot:
@@ -83,6 +84,19 @@ async def test_ctrl_s_saves_from_any_step_and_asks_before_replacing_artifacts(tm
         await pilot.press("ctrl+q")                 # nothing unsaved: quits at once
         await pilot.pause()
     assert app.return_value == 0
+
+
+async def test_a_folder_servewise_did_not_write_is_never_replaced(tmp_path):
+    deploy = tmp_path / "p-deploy"
+    deploy.mkdir()
+    (deploy / "thesis.tex").write_text("years of work\n")
+    app = make_app(save_path=tmp_path / "p.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Choose another artifacts folder" in screen_text(app)
+    assert (deploy / "thesis.tex").read_text() == "years of work\n" and not (tmp_path / "p.yaml").exists()
 
 
 async def test_save_errors_are_dialogs_not_tracebacks(tmp_path):
