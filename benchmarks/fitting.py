@@ -37,15 +37,19 @@ PRIORS = {
     "requests_per_client": (10.0, 2.0, 40.0),
     "prefill_group_requests": (4.0, 1.0, 64.0),
     "moe_imbalance": (1.2, 1.0, 3.0),
+    "moe_efficiency": (0.8, 0.2, 1.0),
+    "mla_efficiency": (1.0, 0.2, 2.0),
     # not identifiable from the sample (no row varies the link between pools): kept at their priors
     "kv_transfer_efficiency": (0.7, 0.7, 0.7),
     "kv_transfer_latency_s": (1e-3, 1e-3, 1e-3),
 }
-HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "memory_efficiency", "attention_efficiency", "kv_read_efficiency",
+HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "moe_efficiency", "mla_efficiency",
+            "memory_efficiency", "attention_efficiency", "kv_read_efficiency",
             "allreduce_efficiency", "allreduce_latency_s", "alltoall_efficiency", "alltoall_latency_s")
 ENGINE = ("step_overhead_s", "seq_overhead_s", "layer_overhead_graph_s", "layer_overhead_eager_s",
           "request_overhead_s", "prefill_group_requests")
-ENGINE_HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "attention_efficiency")   # kernels differ per engine
+ENGINE_HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "attention_efficiency",
+                   "moe_efficiency")   # kernels differ per engine
 GLOBAL = ("roofline_sharpness", "requests_per_client", "moe_imbalance")
 PRIOR_WEIGHT = 0.05          # per parameter, in units of log-residual
 MIN_ROWS_ENGINE_GEN = 60     # rows an engine needs on a generation for its own kernel efficiencies
@@ -81,14 +85,17 @@ def parameters(train) -> list[Param]:
         on_gen = gen_col == g
         own = [e for e in engines if ((eng_col == e) & on_gen).sum() >= MIN_ROWS_ENGINE_GEN]
         for e in own:
-            keys = _eff_keys(train[(eng_col == e) & on_gen])
+            sub = train[(eng_col == e) & on_gen]
+            keys = _eff_keys(sub) | ({"moe_efficiency"} if sub["family"].eq("moe").any() else set())
             out += [Param(n, "engine_generations", f"{e}/{g}") for n in ENGINE_HARDWARE
-                    if not n.startswith("gemm") or n in keys]
+                    if not (n.startswith("gemm") or n.startswith("moe")) or n in keys]
         covered = set(own) == {e for e in engines if ((eng_col == e) & on_gen).any()}
-        keys = _eff_keys(train[on_gen])
+        sub = train[on_gen]
+        keys = _eff_keys(sub) | ({"moe_efficiency"} if sub["family"].eq("moe").any() else set()) \
+            | ({"mla_efficiency"} if sub["mla"].any() else set())
         out += [Param(n, "generations", g) for n in HARDWARE
                 if (moe or "alltoall" not in n) and not (covered and n in ENGINE_HARDWARE)
-                and (not n.startswith("gemm") or n in keys)]
+                and (not (n.startswith(("gemm", "moe", "mla"))) or n in keys)]
     return out
 
 
@@ -142,25 +149,70 @@ def residuals(df, layers: dict) -> tuple[np.ndarray, np.ndarray]:
     return np.log(ttft * 1e3 / df["silicon_ttft_ms"].to_numpy()), np.log(tpot * 1e3 / df["silicon_tpot_ms"].to_numpy())
 
 
-def fit(train, verbose: bool = False, max_nfev: int = 60) -> dict:
-    """Fit the layers on ``train`` (usable agg rows). Returns the layers dict."""
+def fit(train, verbose: bool = False, max_nfev: int = 40) -> dict:
+    """Fit the layers on ``train`` (usable agg rows). Returns the layers dict.
+
+    Two stages: dense models first (GEMM, attention, memory, communication and engine overheads are
+    all they exercise), then mixture-of-experts models with those fixed, fitting only what MoE adds
+    (expert-kernel efficiency, EP all-to-all, MLA attention, load imbalance) and the layers no dense
+    row covers (e.g. an engine measured on a GPU generation with MoE models only)."""
+    train = train[train["usable"]]
+    values: dict[Param, float] = {}
+    for part in (train[train["family"] == "dense"], train[train["family"] != "dense"]):
+        if not len(part):
+            continue
+        free = [p for p in parameters(part) if p not in values]
+        if free:
+            values.update(_solve(part, free, values, verbose, max_nfev))
+    params = list(values)
+    return layers_from(params, np.array([values[p] for p in params]))
+
+
+def _solve(rows, free: list[Param], fixed: dict[Param, float], verbose: bool, max_nfev: int) -> dict[Param, float]:
     from scipy.optimize import least_squares
 
-    train = train[train["usable"]]
-    params = parameters(train)
-    x0 = np.array([math.log(PRIORS[p.name][0]) for p in params])
-    lo = np.array([math.log(PRIORS[p.name][1]) for p in params])
-    hi = np.array([math.log(PRIORS[p.name][2]) for p in params])
+    x0 = np.array([math.log(PRIORS[p.name][0]) for p in free])
+    lo = np.array([math.log(PRIORS[p.name][1]) for p in free])
+    hi = np.array([math.log(PRIORS[p.name][2]) for p in free])
     x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
-    sizes = train.groupby("group")["group"].transform("size").to_numpy(float)
+    sizes = rows.groupby("group")["group"].transform("size").to_numpy(float)
     w = 1.0 / np.sqrt(sizes)
     w = w / w.mean()
+    names = free + list(fixed)
+    fixed_x = np.array(list(fixed.values()))
 
     def fun(x):
-        r1, r2 = residuals(train, layers_from(params, x))
+        r1, r2 = residuals(rows, layers_from(names, np.concatenate([x, fixed_x])))
         r = np.concatenate([np.nan_to_num(r1, nan=3.0) * w, np.nan_to_num(r2, nan=3.0) * w])
-        return np.concatenate([r / math.sqrt(len(train)), PRIOR_WEIGHT * (x - x0) / math.sqrt(len(params))])
+        return np.concatenate([r / math.sqrt(len(rows)), PRIOR_WEIGHT * (x - x0) / math.sqrt(len(free))])
 
     sol = least_squares(fun, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.02, max_nfev=max_nfev,
-                        x_scale=1.0, diff_step=1e-3, ftol=1e-5, xtol=1e-5, verbose=2 if verbose else 0)
-    return layers_from(params, sol.x)
+                        x_scale=1.0, diff_step=1e-3, ftol=1e-5, xtol=1e-5, verbose=2 if verbose else 0,
+                        jac_sparsity=sparsity(rows, free))
+    return dict(zip(free, sol.x, strict=True))
+
+
+def sparsity(train, params: list[Param]):
+    """Which residuals each parameter can move: a layer reaches only the rows of its generation /
+    engine, so finite differences of disjoint layers share evaluations (scipy groups the columns)."""
+    from scipy.sparse import lil_matrix
+
+    gen = np.asarray(generation_of(train))
+    eng = train["backend"].to_numpy()
+    n, k = len(train), len(params)
+    m = lil_matrix((2 * n + k, k), dtype=int)
+    for j, p in enumerate(params):
+        if p.layer == "global":
+            rows = np.ones(n, dtype=bool)
+        elif p.layer == "generations":
+            rows = gen == p.key
+        elif p.layer == "engines":
+            rows = eng == p.key
+        else:
+            e, g = p.key.split("/", 1)
+            rows = (eng == e) & (gen == g)
+        idx = np.flatnonzero(rows)
+        m[idx, j] = 1
+        m[n + idx, j] = 1
+        m[2 * n + j, j] = 1
+    return m

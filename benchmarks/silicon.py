@@ -86,24 +86,41 @@ def load_rows():
                    + df["tp_size"].fillna(df["prefill_tp_size"]).astype(int).astype(str) + "|dp"
                    + df["dp"].astype(int).astype(str) + "|ep" + df["ep"].astype(int).astype(str) + "|"
                    + df["weights_dtype"])
-    fam, why = {}, {}
+    fam, why, mla = {}, {}, {}
     for m, dt in df[["catalog_model", "weights_dtype"]].drop_duplicates().itertuples(index=False):
         try:
             rm = resolved(m, dt) if find_model(m) is not None else None
             fam[(m, dt)] = ("moe" if rm.arch.is_moe else "dense") if rm else "unknown"
+            mla[(m, dt)] = bool(rm and rm.arch.is_mla)
             why[(m, dt)] = None if rm else f"model {m} not in the catalog"
         except Exception as exc:  # an architecture servewise refuses: say which and why
-            fam[(m, dt)], why[(m, dt)] = "unknown", f"model {m}: {exc}"
+            fam[(m, dt)], why[(m, dt)], mla[(m, dt)] = "unknown", f"model {m}: {exc}", False
     keys = list(zip(df["catalog_model"], df["weights_dtype"], strict=True))
     df["family"] = [fam[k] for k in keys]
+    df["mla"] = [mla[k] for k in keys]
     reasons = [("disagg (modelled separately)" if mode != "agg" else
-                f"GPU {s} not in the catalog" if not isinstance(g, str) or g not in all_gpus() else why[k])
-               for mode, g, s, k in zip(df["mode"], df["gpu"], df["system"], keys, strict=True)]
+                f"GPU {s} not in the catalog" if not isinstance(g, str) or g not in all_gpus() else why[k]
+                or _layout_problem(k, tp, ep, dp))
+               for mode, g, s, k, tp, ep, dp in zip(df["mode"], df["gpu"], df["system"], keys, df["tp_size"],
+                                                    df["ep"], df["dp"], strict=True)]
     df["reason"] = reasons
     df["usable"] = [r is None for r in reasons]
     df["kv_tokens"] = np.nan
     add_kv_tokens(df)
     return df
+
+
+def _layout_problem(key, tp, ep, dp) -> str | None:
+    """Why a recorded layout cannot run as written (the same rules as estimator.context.check_parallelism):
+    TP must divide the attention heads, EP the experts; rows that fail record wide-EP / attention-DP
+    deployments under a TP size the engine would refuse."""
+    a = resolved(*key).arch
+    tp, ep = int(tp), int(ep)
+    if a.num_attention_heads % tp:
+        return f"recorded TP {tp} does not divide the {a.num_attention_heads} attention heads"
+    if a.moe and a.moe.num_experts % ep:
+        return f"recorded EP {ep} does not divide the {a.moe.num_experts} experts"
+    return None
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from servewise.estimator.budget import memory_estimate
 from servewise.estimator.context import Context, build_context, check_parallelism
 from servewise.estimator.errors import ConfigError
@@ -89,35 +87,39 @@ def _assumptions(ctx: Context) -> list[str]:
             f"GPU memory {ctx.hardware.memory_bytes / 1024**3:.2f} GiB per GPU (CUDA-visible)"]
 
 
-def plan(profile: Profile) -> PlanResult:
-    """Choose a configuration for ``profile``'s inputs (aggregated: the smallest TP that holds the
-    workload's concurrency; replicas fill the GPUs)."""
+def plan(profile: Profile, *, memory_fraction: float | None = None) -> PlanResult:
+    """Search the configuration that best meets ``profile``'s SLA (``estimator.search``): best per mode,
+    candidates, Pareto front, verdict, and advice when nothing meets it. ``memory_fraction`` fixes the
+    engine's memory fraction instead of searching around its default."""
+    from servewise.estimator.search import SearchOptions
+
     ctx = build_context(profile)
-    hw, wl = ctx.hardware, profile.workload
-    seq_tokens = wl.isl + wl.osl
-    conc = wl.load.concurrency or 1
-    fraction = default_memory_fraction(ctx)
-    tried: list[str] = []
-    chosen = None
-    tps = [t for t in (1, 2, 4, 8, 16) if t <= min(hw.gpus_per_node, hw.total_gpus)]
-    for tp in tps:
-        if ctx.model.arch.num_attention_heads % tp:
-            continue
-        replicas = hw.total_gpus // tp
-        seqs = max(1, math.ceil(conc / replicas))
-        worker = Worker(tp=tp, max_num_seqs=seqs, max_num_batched_tokens=max(DEFAULT_MAX_NUM_BATCHED_TOKENS, 1),
-                        gpu_memory_utilization=fraction)
-        m = memory_estimate(ctx, worker)
-        if m.feasible and m.kv_cache_tokens >= seqs * seq_tokens:
-            chosen = AggPlan(replicas=replicas, worker=worker)
-            break
-        tried.append(f"TP{tp}: " + (m.overflow.message if m.overflow else
-                                    f"KV cache holds {m.kv_cache_tokens} tokens, {seqs} x {seq_tokens} needed"))
+    return plan_in_context(ctx, SearchOptions(fraction=memory_fraction))
+
+
+def plan_in_context(ctx: Context, opts) -> PlanResult:  # type: ignore[no-untyped-def]
+    from servewise.estimator.advice import advise
+    from servewise.estimator.planning import plan_result
+    from servewise.estimator.search import run_search
+
+    hw = ctx.hardware
     common = dict(model=ctx.model.id, gpu=hw.gpu.id, engine=ctx.engine_name, engine_version=ctx.engine.version,
-                  gpus=hw.total_gpus, max_model_len=ctx.max_model_len, objective=profile.search.objective)
-    if chosen is None:
-        return PlanResult(feasible=False, reason="no tensor-parallel size fits: " + "; ".join(tried), **common)
-    est = estimate_in_context(ctx, chosen)
-    cand = Candidate(mode="agg", plan=chosen, gpus_used=chosen.gpus, meets_sla=True, score=0.0)
-    return PlanResult(feasible=True, chosen=cand, best={"agg": cand}, candidates={"agg": [cand]},
-                      chosen_estimate=est, assumptions=est.assumptions, **common)
+                  gpus=hw.total_gpus, max_model_len=ctx.max_model_len, objective=ctx.profile.search.objective)
+    outcome = run_search(ctx, opts)
+    result = plan_result(ctx, outcome, common)
+    assumptions = _assumptions(ctx) + _search_assumptions(ctx, outcome)
+    if result.chosen is None:
+        return result.model_copy(update={"advice": advise(ctx, outcome, opts), "assumptions": assumptions})
+    est = estimate_in_context(ctx, result.chosen.plan)
+    return result.model_copy(update={"chosen_estimate": est, "assumptions": est.assumptions + assumptions[3:]})
+
+
+def _search_assumptions(ctx: Context, outcome) -> list[str]:  # type: ignore[no-untyped-def]
+    out = []
+    s = ctx.profile.search
+    if s.objective == "cost_per_million_tokens" and s.gpu_hour_usd is None:
+        out.append("objective cost_per_million_tokens without a GPU-hour price: ranked by output tokens/s per "
+                   "GPU, which orders candidates the same at one price per GPU")
+    if ctx.profile.hardware.prefill_gpu and s.gpu_hour_usd is not None:
+        out.append("cost: one GPU-hour price for both the prefill and the decode GPUs")
+    return out + list(outcome.notes)

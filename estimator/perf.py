@@ -40,8 +40,8 @@ class PerfTarget:
     scheme: QuantScheme        # serving format and which module kinds it quantizes
     kv_bytes_per_element: float
     gpu: GpuSpec
-    gpus_per_node: int
-    intra_link: Link           # GPU-to-GPU link inside a node (NVLink, or PCIe without it)
+    scale_up_gpus: int         # GPUs that reach each other over ``intra_link`` (a node, or an NVL72 rack)
+    intra_link: Link           # GPU-to-GPU link inside the scale-up domain (NVLink, or PCIe without it)
     engine: str
     coef: Mapping[str, float]  # resolved calibration coefficients for (GPU generation, engine)
 
@@ -169,11 +169,22 @@ def linear_params_per_gpu(a: ModelArch, tp: np.ndarray) -> dict[str, np.ndarray]
     return out
 
 
+_COUNTS: dict[int, tuple[ModelArch, dict[str, int]]] = {}
+
+
 def _layer_counts(a: ModelArch) -> dict[str, int]:
+    """Layers of each kind (cached per architecture object: the search calls this per grid)."""
+    hit = _COUNTS.get(id(a))
+    if hit is not None and hit[0] is a:
+        return hit[1]
     kinds = a.layer_kinds
-    return {"full": sum(k == "full" for k in kinds), "sliding": sum(k == "sliding" for k in kinds),
-            "linear": sum(k == "linear" for k in kinds), "moe": a.num_moe_layers,
-            "dense_mlp": a.num_layers - a.num_moe_layers}
+    counts = {"full": sum(k == "full" for k in kinds), "sliding": sum(k == "sliding" for k in kinds),
+              "linear": sum(k == "linear" for k in kinds), "moe": a.num_moe_layers,
+              "dense_mlp": a.num_layers - a.num_moe_layers}
+    if len(_COUNTS) > 256:
+        _COUNTS.clear()
+    _COUNTS[id(a)] = (a, counts)
+    return counts
 
 
 def attention_time_s(t: PerfTarget, tp, prefill_tokens, prefill_ctx, decode_seqs, decode_ctx, window):
@@ -209,11 +220,11 @@ def attention_time_s(t: PerfTarget, tp, prefill_tokens, prefill_ctx, decode_seqs
         f_pre = 4.0 * hq * a.head_dim * prefill_tokens * cp
         f_dec = 4.0 * hq * a.head_dim * decode_seqs * cd
         kv_el = 2.0 * np.ceil(a.num_kv_heads / tp) * a.head_dim
-    peak = t.gpu.peak_flops("bf16")
+    peak = t.gpu.peak_flops("bf16") * c["attention_efficiency"] * (c["mla_efficiency"] if a.mla else 1.0)
     bw = t.gpu.memory_bandwidth_bytes_per_s
-    pre = f_pre / (peak * c["attention_efficiency"])
+    pre = f_pre / peak
     dec_bytes = decode_seqs * cd * kv_el * t.kv_bytes_per_element
-    dec = smoothmax(f_dec / (peak * c["attention_efficiency"]), dec_bytes / (bw * c["kv_read_efficiency"]),
+    dec = smoothmax(f_dec / peak, dec_bytes / (bw * c["kv_read_efficiency"]),
                     c["roofline_sharpness"])
     return pre + dec + extra
 
@@ -251,7 +262,7 @@ def link_bandwidth(t: PerfTarget, span_gpus) -> np.ndarray:
     """Per-direction bandwidth of the link a group of ``span_gpus`` communicates over: the scale-up link
     inside a node, the scale-out network (or the host PCIe link) across nodes."""
     inter = t.gpu.inter_node or t.gpu.host_link
-    return np.where(np.asarray(span_gpus) <= t.gpus_per_node, t.intra_link.bandwidth_bytes_per_s,
+    return np.where(np.asarray(span_gpus) <= t.scale_up_gpus, t.intra_link.bandwidth_bytes_per_s,
                     inter.bandwidth_bytes_per_s)
 
 
@@ -304,15 +315,18 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
         e_bytes = m.num_experts * touched * W["expert"] * bpp / span
         e_flops = 2.0 * assign * W["expert"] / span
         te, ce = _roofline(e_flops, e_bytes + act, pk, bw, c, eff)
+        te, ce = te / c["moe_efficiency"], ce / c["moe_efficiency"]   # grouped/fused expert kernels
         imb = np.where(ep > 1, c["moe_imbalance"], 1.0)
         tt, cc = gemm(W["shared"], T, "shared_experts") if m.shared_intermediate else (0.0, 0.0)
         total = total + n["moe"] * (te * imb + tt)
         comp = comp + n["moe"] * (ce * imb + cc)
+        # With attention data parallel (dp > 1) each rank's tokens are dispatched to the experts' ranks and
+        # combined back (all-to-all); with attention TP the tokens are already on every rank, so each rank
+        # runs its experts (EP) or expert slices (TP) on all of them and one all-reduce combines the output.
         routed = assign / dp * h * ACT_BYTES            # per GPU of the attention rank's tokens
-        comm = comm + n["moe"] * alltoall_time_s(t, ep, routed / tp, link_bandwidth(t, span))
-        # experts sharded by TP only (ep = 1): their output is all-reduced like a dense MLP
-        comm = comm + n["moe"] * np.where(ep > 1, 0.0, allreduce_time_s(t, tp, T * h * ACT_BYTES,
-                                                                       link_bandwidth(t, tp)))
+        a2a = alltoall_time_s(t, np.where(dp > 1, ep, 1.0), routed / tp, link_bandwidth(t, span))
+        ar = allreduce_time_s(t, tp, T * h * ACT_BYTES, link_bandwidth(t, tp))
+        comm = comm + n["moe"] * np.where(dp > 1, a2a, ar)
     # TP all-reduce after attention (and linear mixers) and after each dense MLP
     ar_layers = attn_layers + n["linear"] + n["dense_mlp"]
     comm = comm + ar_layers * allreduce_time_s(t, tp, T * h * ACT_BYTES, link_bandwidth(t, tp))
@@ -350,6 +364,8 @@ def make_target(arch: ModelArch, weights: WeightFormat | QuantScheme, gpu: GpuSp
     if coef is None:
         coef = load_calibration().coefficients(gpu.architecture, engine)
     scheme = weights if isinstance(weights, QuantScheme) else plain_scheme(weights)
+    node = gpus_per_node or gpu.gpus_per_node
+    # rack-scale NVLink (GB200/GB300 NVL72) spans more GPUs than one node; otherwise the node is the domain
+    domain = gpu.scale_up_domain_gpus if gpu.scale_up_domain_gpus > gpu.gpus_per_node else node
     return PerfTarget(arch=arch, scheme=scheme, kv_bytes_per_element=kv_bytes_per_element(kv_dtype), gpu=gpu,
-                      gpus_per_node=gpus_per_node or gpu.gpus_per_node, intra_link=intra_link or gpu.interconnect,
-                      engine=engine, coef=dict(coef))
+                      scale_up_gpus=domain, intra_link=intra_link or gpu.interconnect, engine=engine, coef=dict(coef))

@@ -52,9 +52,15 @@ def kv_limited_batch(ctx: Context, tp: int, pp: int, dp: int, ep: int, max_num_b
                          ctx.max_model_len).max_num_seqs
     if ctx.engine_name == "sglang":   # its running requests are limited by the KV pool, not the graph batch
         cap = 1_000_000
-    kv = kv_tokens_for(ctx, tp, pp, dp, ep, cap, max_num_batched_tokens, fraction, gpu_id)
     wl = ctx.profile.workload
-    return max(1, int(_f(max_batch(t, wl.isl, wl.osl, kv, cap))))
+    batch = cap
+    for _ in range(6):   # the sampler's activation grows with the batch: settle on a batch that fits
+        kv = kv_tokens_for(ctx, tp, pp, dp, ep, batch, max_num_batched_tokens, fraction, gpu_id)
+        nxt = max(1, int(_f(max_batch(t, wl.isl, wl.osl, kv, cap))))
+        if nxt == batch:
+            break
+        batch = nxt
+    return batch
 
 
 def _load(ctx: Context, replicas: int) -> dict:
@@ -88,11 +94,11 @@ def agg_perf(ctx: Context, plan: AggPlan, memory: MemoryEstimate) -> PerfEstimat
     if queue > 0.05:
         dom.append(f"TTFT: queueing behind other prompts {100 * queue:.0f}%")
     dom += step_terms(pt.heavy, "prefill step", 2)
-    return _perf(g, r, plan.gpus, conc, dom)
+    return _perf(g, r, plan.gpus, conc, dom, open_loop=wl.load.request_rate is not None)
 
 
 def _perf(g, replicas: int, gpus: int, concurrency: float, dominant: list[str],
-          kv_transfer_s: float | None = None) -> PerfEstimate:
+          kv_transfer_s: float | None = None, open_loop: bool = False) -> PerfEstimate:
     thr = _f(g.output_tokens_per_s) * replicas
     lo, hi = g.output_tokens_per_s_band
     tpot_lo, tpot_hi = g.tpot_band_s
@@ -107,8 +113,20 @@ def _perf(g, replicas: int, gpus: int, concurrency: float, dominant: list[str],
                                                                                   round(1.0 / _f(tpot_lo), 3)),
         requests_per_s=round(_f(g.requests_per_s) * replicas, 4),
         requests_per_s_range=_band(g.output_tokens_per_s_band, replicas / _osl(g)),
-        concurrency=round(concurrency, 3), kv_transfer_ms=None if kv_transfer_s is None else _ms(kv_transfer_s),
+        concurrency=round(concurrency, 3), concurrency_range=_concurrency_band(g, replicas, concurrency, open_loop),
+        kv_transfer_ms=None if kv_transfer_s is None else _ms(kv_transfer_s),
         dominant_terms=dominant, provenance=g.coverage.provenance)
+
+
+def _concurrency_band(g, replicas: int, concurrency: float, open_loop: bool) -> tuple[float, float]:
+    """Closed loop: the load is given. Open loop: Little's law over the TTFT and TPOT bands."""
+    if not open_loop:
+        return (round(concurrency, 3), round(concurrency, 3))
+    rate = _f(g.requests_per_s) * replicas
+    osl = _osl(g)
+    lo = rate * (_f(g.ttft_band_s[0]) + (osl - 1) * _f(g.tpot_band_s[0]))
+    hi = rate * (_f(g.ttft_band_s[1]) + (osl - 1) * _f(g.tpot_band_s[1]))
+    return (round(min(lo, concurrency), 3), round(max(hi, concurrency), 3))
 
 
 def _osl(g) -> float:
@@ -150,7 +168,7 @@ def disagg_perf(ctx: Context, plan: DisaggPlan, roles: dict[str, RoleEstimate]) 
     system_gpus = plan.gpus
     perf = _perf(g, plan.replicas, system_gpus, conc * plan.replicas,
                  step_terms(pt.decode_step, "TPOT") + step_terms(pt.prefill_step, "prefill step", 2),
-                 kv_transfer_s=_f(pt.kv_transfer_s))
+                 kv_transfer_s=_f(pt.kv_transfer_s), open_loop=ld.request_rate is not None)
     rps = _f(pt.requests_per_s)
     pre = RolePerf(role="prefill", ttft_ms=_ms(pt.prefill_s), ttft_ms_range=_band_ms(band(pt.prefill_s, g.coverage,
                                                                                           "ttft")),

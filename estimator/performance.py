@@ -114,7 +114,7 @@ def pools_link_bandwidth(ctx: Context, gpus: ArrayLike, prefill: PerfTarget) -> 
     per-GPU scale-out network (the host PCIe link where the GPU spec has none)."""
     hw = ctx.hardware
     inter = prefill.gpu.inter_node or prefill.gpu.host_link
-    return np.where(np.asarray(gpus) <= hw.gpus_per_node, prefill.intra_link.bandwidth_bytes_per_s,
+    return np.where(np.asarray(gpus) <= prefill.scale_up_gpus, prefill.intra_link.bandwidth_bytes_per_s,
                     inter.bandwidth_bytes_per_s)
 
 

@@ -189,6 +189,10 @@ def quantization_note(rm: ResolvedModel, engine_name: str, engine: EngineVersion
         head = f"checkpoint quantization {cq.method} ({cq.detail}) from {cq.source}"
         if spec is None:
             return f"{head}: {engine_name} {engine.version} does not list this method"
+        if spec.autodetect and spec.pin:
+            return (f"{head}: {engine_name} {engine.version} detects it; servewise pins the kernel with {q.flag} "
+                    f"{spec.value} (GPUs of compute capability {spec.min_compute_capability} or newer; "
+                    f"{spec.fallback_value} below), since an explicit {cq.method} would force the slower kernel")
         if spec.autodetect:
             how = f", kernel {spec.value}" if spec.value and spec.value != cq.method else ""
             return f"{head}: {engine_name} {engine.version} reads it from the checkpoint{how}; no quantization flag"

@@ -77,6 +77,8 @@ class PerfEstimate(_Out):
     requests_per_s: float
     requests_per_s_range: Band
     concurrency: float
+    concurrency_range: Band | None = Field(default=None, description="requests in the system: the load itself in "
+                                           "a closed loop; rate x (TTFT + (osl-1) TPOT) at a request rate")
     kv_transfer_ms: float | None = None
     dominant_terms: list[str] = Field(default_factory=list)
     provenance: str = ""
@@ -134,14 +136,64 @@ class Candidate(_Out):
     gpus_used: int
     meets_sla: bool
     perf: PerfEstimate | None = None
-    score: float
+    score: float = Field(description="the objective's value (output tokens/s per GPU: over gpus_charged)")
+    gpus_charged: int | None = Field(default=None, description="GPUs the deployment ties up: the nodes it "
+                                     "touches, whole (max throughput: the whole budget); stranded GPUs counted")
+    stranded_gpus: int | None = Field(default=None, description="gpus_charged - gpus_used")
+    ttft_ms_at_percentile: float | None = Field(default=None, description="TTFT statistic the SLA compares")
+    tpot_ms_at_percentile: float | None = Field(default=None, description="TPOT statistic the SLA compares")
+    output_tokens_per_s_per_gpu_charged: float | None = None
+    output_tokens_per_s_per_gpu_charged_range: Band | None = None
+    cost_per_million_tokens_usd: float | None = Field(default=None, description="with a GPU-hour price: "
+                                                      "price x gpus_charged / output tokens per hour x 1e6")
+    cost_per_million_tokens_usd_range: Band | None = None
+    kv_cache_tokens: int | None = Field(default=None, description="KV-cache tokens per rank (decode for disagg)")
+    weights_bytes: int | None = Field(default=None, description="weights per GPU (decode for disagg)")
+    kv_cache_bytes: int | None = Field(default=None, description="KV-cache bytes per GPU (decode for disagg)")
 
 
 class Advice(_Out):
-    kind: Literal["relax_ttft", "relax_tpot", "more_gpus", "quantize_weights", "quantize_kv", "shorter_context",
-                  "other"]
+    kind: Literal["relax_ttft", "relax_tpot", "relax_sla", "more_gpus", "quantize_weights", "quantize_kv",
+                  "shorter_context", "other"]
     message: str
-    value: float | str | None = None
+    value: int | float | str | None = None
+    change: dict[str, int | float | str] = Field(default_factory=dict, description="the input changes, by "
+                                                 "profile field, that a re-run of the search confirmed")
+    best: Candidate | None = Field(default=None, description="what the re-run chose")
+
+
+class LoadInfo(_Out):
+    """Which load the candidates were sized for (search.LoadSpec)."""
+
+    kind: Literal["concurrency", "request_rate", "max_throughput"]
+    value: float | None = None
+    meaning: str
+
+
+class SlaInfo(_Out):
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
+    statistic: str = Field(description="how the percentile is taken from the estimate and its band")
+
+
+class Comparison(_Out):
+    """Best aggregated against best disaggregated on the objective."""
+
+    winner: Literal["agg", "disagg"] | None = None
+    ratio: float | None = Field(default=None, description="disaggregated / aggregated objective")
+    close_call: bool = False
+    agg_range: Band | None = None
+    disagg_range: Band | None = None
+
+
+class SearchStats(_Out):
+    grid: dict[str, int] = Field(default_factory=dict, description="grid points per mode (after screens)")
+    evaluated: dict[str, int] = Field(default_factory=dict, description="points whose performance was computed")
+    meeting_sla: dict[str, int] = Field(default_factory=dict)
+    screens: dict[str, dict[str, int]] = Field(default_factory=dict)
+    pareto_size: int = 0
+    notes: list[str] = Field(default_factory=list)
 
 
 class PlanResult(_Out):
@@ -154,11 +206,16 @@ class PlanResult(_Out):
     gpus: int
     max_model_len: int
     objective: str
+    load: LoadInfo | None = None
+    sla: SlaInfo | None = None
+    gpu_hour_usd: float | None = None
     chosen: Candidate | None = None
     best: dict[str, Candidate | None] = Field(default_factory=dict)
     candidates: dict[str, list[Candidate]] = Field(default_factory=dict)
     pareto: list[Candidate] = Field(default_factory=list)
     verdict: str | None = None
+    comparison: Comparison | None = None
     advice: list[Advice] = Field(default_factory=list)
     chosen_estimate: Estimate | None = None
+    search: SearchStats | None = None
     assumptions: list[str] = Field(default_factory=list)

@@ -9,18 +9,22 @@ prefill size): every step advances all running decodes by one token and, when pr
 Mechanisms modelled (all closed form, numpy, broadcasting over every input):
 
 - **Admission**: at most ``n = min(c, max_num_seqs, KV capacity in requests)`` run; the other
-  ``c - n`` wait in the engine's queue, and by Little's law wait ``(c - n) / throughput``.
-- **Chunked prefill**: prompts are packed into heavy steps of ``P_h = min(B', n isl)`` tokens
-  (``B' = B`` minus the decodes sharing the step in engines that mix them, vLLM and TRT-LLM; SGLang
-  pauses decoding for prefill batches). A prompt takes ``a = isl / P_h`` heavy steps (a < 1: several
-  prompts share one).
-- **Burst queueing**: the load generator starts all ``c`` requests at once, so the first wave's prompts
-  queue behind one another: request ``j`` waits for the chunks holding prompts 0..j, a mean of
-  ``(n a + max(1, a)) / 2`` heavy steps. Fixed-length requests that started together keep finishing
-  together, so later waves re-arrive in groups while another group's heavy step runs: a mean of
-  ``(H - 1) / H`` heavy steps of wait (``H = n a`` heavy steps per cycle) before their own.
-  The reported mean weights the first wave by ``1 / requests_per_client`` (calibrated; benchmarks
-  commonly send 10 requests per client).
+  ``c - n`` wait, and by Little's law the wait is ``(c - n) / throughput``. Engines that reserve a
+  request's whole KV at admission (TRT-LLM) wait before the first token; engines that allocate as they
+  go and preempt (vLLM, SGLang) split the wait between TTFT and TPOT (``before_first_token``).
+- **Chunked prefill**: prompts are packed into heavy steps of at most ``B'`` tokens (``B`` minus the
+  decodes sharing the step in engines that mix them, vLLM and TRT-LLM; SGLang pauses decoding for its
+  prefill batches). A prompt takes ``a = isl / P_h`` heavy steps (a < 1: several prompts share one).
+- **Burst queueing** (mixed engines): the load generator starts all ``c`` requests at once, so the
+  first wave's prompts queue behind one another: a mean of ``(n a + max(1, a)) / 2`` full heavy steps.
+  Later waves arrive in groups of ``prefill_group_requests`` prompts (fitted; the sample's requests
+  that finished in the same step re-arrive a few milliseconds apart and split into small groups),
+  each waiting for the heavy step in progress, ``(H - 1) / H`` of the time another group's
+  (``H = n a`` heavy steps per cycle), then its own. The reported mean weights the first wave by
+  ``1 / requests_per_client`` (fitted: the requests each client sends in a benchmark run).
+- **Prefill-first engines** (SGLang): requests that start decoding together finish together, so every
+  cycle is a burst: all prompts are prefilled (mean wait half of them), then all decode; a request's
+  decode window holds the prompts prefilled after its own.
 - **Prefill interference**: a request's ``osl - 1`` decode steps include the heavy steps of the other
   ``n - 1`` requests' prompts, ``(n - 1) a`` of them (capped at one per step where steps mix); TPOT is
   the mean step time over that window.
@@ -72,6 +76,20 @@ def kv_capacity_requests(engine: str, kv_tokens, isl, osl) -> np.ndarray:
     at their mean footprint over a request's life, isl + osl / 2 tokens."""
     per = isl + osl if RESERVES_FULL_REQUEST.get(engine, False) else isl + osl / 2.0
     return np.floor(np.asarray(kv_tokens, dtype=np.float64) / per)
+
+
+def before_first_token(engine: str, isl, osl) -> np.ndarray:
+    """Share of the KV-capacity wait a request spends before its first token.
+
+    Engines that reserve a request's whole KV footprint at admission (TRT-LLM) queue it until then: all
+    of the wait is TTFT. Engines that allocate as tokens are generated (vLLM, SGLang) admit a request
+    once its prompt fits and preempt running ones when decoding runs out of blocks, so the wait splits
+    by footprint: the prompt's share isl / (isl + osl) before the first token, the rest as stalls
+    between output tokens (TPOT). Approximation of the preemption dynamics, not a fitted factor.
+    """
+    if RESERVES_FULL_REQUEST.get(engine, False):
+        return np.ones_like(np.asarray(isl, dtype=np.float64))
+    return np.asarray(isl, dtype=np.float64) / (isl + osl)
 
 
 def _heavy(t: PerfTarget, par: Parallel, isl, osl, n, room, prompts, mixed):
@@ -145,7 +163,10 @@ def aggregated(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, con
     else:
         heavy, ttft_run, tpot, rate, bound = _prefill_first(t, par, isl, osl, n, budget, tl)
     # Little's law over all clients: c = rate x (TTFT + (osl - 1) TPOT); the c - n queued requests wait
-    ttft = np.maximum(cr / rate - (osl - 1.0) * tpot, ttft_run) + c["request_overhead_s"]
+    wait = np.maximum(cr / rate - (osl - 1.0) * tpot - ttft_run, 0.0)
+    share = before_first_token(t.engine, isl, osl)
+    ttft = ttft_run + share * wait + c["request_overhead_s"]
+    tpot = tpot + (1.0 - share) * wait / (osl - 1.0)
     reqs = rate * par.dp
     return ServingPoint(ttft_s=ttft, tpot_s=tpot, requests_per_s=reqs, output_tokens_per_s=reqs * osl,
                         running=n + 0 * ttft, queued=np.maximum(cr - n, 0.0) + 0 * ttft, heavy=heavy,

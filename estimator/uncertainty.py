@@ -5,8 +5,10 @@ log(measured / predicted) on held-out measurement groups of the estimate's segme
 engine x dense/MoE; ``perfdata/calibration.yaml``). Where the estimate leaves the data the band widens:
 
 - engine without data on this GPU generation: the leave-one-engine-out residuals (``transfer.engine``);
-- GPU generation without any data: the widest available band, widened by ``UNSEEN_GENERATION`` on
-  each side (an assumption, not a measurement: no data exists to measure it);
+- GPU generation without any data: the leave-one-generation-out residuals (``transfer.generation``:
+  Hopper predicted from Blackwell's fit and the reverse), widened by ``UNSEEN_GENERATION`` on each side
+  because older or consumer GPUs (Ampere, Ada) differ more from the fitted ones than those two do from
+  each other (an assumption: no data exists to measure it);
 - model family (dense / MoE) without data: widened by ``UNSEEN_FAMILY`` on each side (assumed);
 - a workload outside the measured range of the segment (concurrency, input or output length): widened
   by ``PER_DECADE`` per decade beyond the range (assumed), and ``pp > 1`` (never measured) by ``UNSEEN_PP``.
@@ -21,7 +23,7 @@ import numpy as np
 
 from servewise.perfdata.calibration import Calibration, Quantiles, load_calibration
 
-UNSEEN_GENERATION = math.log(2.0)
+UNSEEN_GENERATION = math.log(1.5)
 UNSEEN_FAMILY = math.log(1.6)
 UNSEEN_PP = math.log(1.3)
 PER_DECADE = math.log(1.5)
@@ -39,11 +41,16 @@ class Coverage:
     reasons: list[str] = field(default_factory=list)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)   # measured spans behind the band
 
+    fitted: bool = True                      # the segment itself has held-out measurements
+
     @property
     def provenance(self) -> str:
         q = self.quantiles["tpot"]
-        base = (f"servewise performance model, calibrated on {self.segment} ({q.n} held-out rows, "
-                f"{q.groups} groups)") if q.n else f"servewise performance model ({self.segment})"
+        if self.fitted and q.n:
+            base = (f"servewise performance model, calibrated on {self.segment} ({q.n} held-out rows, "
+                    f"{q.groups} groups)")
+        else:
+            base = f"servewise performance model, no measurements for {self.segment}"
         return base + ("; " + "; ".join(self.reasons) if self.reasons else "")
 
 
@@ -60,26 +67,31 @@ def coverage(generation: str, engine: str, family: str, cal: Calibration | None 
         qs = {"ttft": seg.ttft, "tpot": seg.tpot, "throughput": seg.throughput}
         return _beyond(Coverage(key, qs, ranges=ranges), beyond)
     same_gen = [s for k, s in cal.segments.items() if k.startswith(generation + "/")]
-    same_family = [s for k, s in cal.segments.items() if k.endswith("/" + family)]
-    if same_gen:
+    same_engine = [s for k, s in cal.segments.items() if k.startswith(f"{generation}/{engine}/")]
+    family_on_gen = any(k.startswith(generation + "/") and k.endswith("/" + family) for k in cal.segments)
+    if same_engine:
+        qs = _widest(same_engine)
+        widen += UNSEEN_FAMILY
+        reasons.append(f"no {family} models measured with {engine} on {generation}: band of its other models, "
+                       f"widened (assumed x{math.exp(UNSEEN_FAMILY):.1f})")
+    elif same_gen:
         t = cal.transfer.get("engine")
         qs = _widest([t] if t else same_gen)
-        if not any(k.startswith(f"{generation}/{engine}/") for k in cal.segments):
-            reasons.append(f"no {engine} measurements on {generation} GPUs: band from leave-one-engine-out fits")
-        if not same_family or not any(k.startswith(generation + "/") and k.endswith("/" + family)
-                                      for k in cal.segments):
+        reasons.append(f"no {engine} measurements on {generation} GPUs: band from leave-one-engine-out fits")
+        if not family_on_gen:
             widen += UNSEEN_FAMILY
             reasons.append(f"no {family} models measured on {generation}: band widened (assumed x"
                            f"{math.exp(UNSEEN_FAMILY):.1f})")
     else:
-        qs = _widest(list(cal.segments.values()) + ([cal.transfer["engine"]] if "engine" in cal.transfer else []))
+        t = cal.transfer.get("generation") or cal.transfer.get("engine")
+        qs = _widest([t] if t else list(cal.segments.values()))
         widen += UNSEEN_GENERATION
         reasons.append(f"no measurements on {generation} GPUs: efficiencies transferred from "
-                       f"{', '.join(sorted(cal.generations)) or 'priors'}, band widened (assumed x"
-                       f"{math.exp(UNSEEN_GENERATION):.0f})")
-        if not same_family:
+                       f"{', '.join(sorted(cal.generations)) or 'priors'}; band from leave-one-generation-out "
+                       f"fits, widened (assumed x{math.exp(UNSEEN_GENERATION):.1f})")
+        if not any(k.endswith("/" + family) for k in cal.segments):
             widen += UNSEEN_FAMILY
-    return _beyond(Coverage(key, qs, widen, reasons, ranges), beyond)
+    return _beyond(Coverage(key, qs, widen, reasons, ranges, fitted=False), beyond)
 
 
 def _union(segs) -> dict[str, tuple[float, float]]:
@@ -127,7 +139,7 @@ def _beyond(cov: Coverage, beyond: list[tuple[str, float]] | None) -> Coverage:
             widen += PER_DECADE * decades if reason != "pp" else UNSEEN_PP
             reasons.append("pipeline parallel never measured: band widened" if reason == "pp"
                            else f"{reason} beyond the measured range: band widened")
-    return Coverage(cov.segment, cov.quantiles, widen, reasons, cov.ranges)
+    return Coverage(cov.segment, cov.quantiles, widen, reasons, cov.ranges, cov.fitted)
 
 
 def band(value, cov: Coverage, metric: Metric, extra=0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ COEFFICIENTS = (
     "gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "memory_efficiency", "attention_efficiency", "kv_read_efficiency", "roofline_sharpness",
     "allreduce_efficiency", "allreduce_latency_s", "alltoall_efficiency", "alltoall_latency_s",
     "step_overhead_s", "seq_overhead_s", "layer_overhead_graph_s", "layer_overhead_eager_s",
-    "request_overhead_s", "requests_per_client", "prefill_group_requests", "moe_imbalance",
+    "request_overhead_s", "requests_per_client", "prefill_group_requests", "moe_imbalance", "moe_efficiency", "mla_efficiency",
     "kv_transfer_efficiency", "kv_transfer_latency_s",
 )
 """Names a layer may set (see estimator/perf.py for what each one scales)."""

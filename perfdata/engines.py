@@ -52,6 +52,24 @@ class CheckpointQuant(_Strict):
                               "None where the engine has no such flag")
     autodetect: bool = Field(description="the engine reads the method from the checkpoint's config, so no flag is "
                              "needed (passing one can only pick a slower kernel, e.g. vLLM awq vs awq_marlin)")
+    pin: bool = Field(default=False, description="emit the flag anyway to pin the kernel servewise models (the "
+                      "method has several kernels; the fast one needs min_compute_capability)")
+    min_compute_capability: str | None = Field(default=None, pattern=r"^\d+\.\d+$",
+                                               description="oldest GPU generation the pinned kernel runs on")
+    fallback_value: str | None = Field(default=None, description="the value to pin on older GPUs")
+
+    def pinned_value(self, compute_capability: str | None) -> str | None:
+        """The kernel to pin on a GPU of this compute capability (None: let the engine choose)."""
+        if not self.pin:
+            return None
+        if self.min_compute_capability and compute_capability and \
+                _cc(compute_capability) < _cc(self.min_compute_capability):
+            return self.fallback_value
+        return self.value
+
+
+def _cc(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
 
 
 class Quantization(_Strict):
@@ -61,14 +79,17 @@ class Quantization(_Strict):
     checkpoint: dict[QuantMethod, CheckpointQuant] = Field(
         description="pre-quantized checkpoint methods this version serves")
 
-    def flag_value(self, method: str | None, online_dtype: str | None = None) -> str | None:
+    def flag_value(self, method: str | None, online_dtype: str | None = None,
+                   compute_capability: str | None = None) -> str | None:
         """The value to pass with ``flag``: online quantization needs it; a pre-quantized checkpoint
-        only where the engine does not detect the method itself."""
+        where the engine does not detect the method itself, or where servewise pins the kernel."""
         if method is None:
             return self.online.get(online_dtype) if online_dtype else None
         cq = self.checkpoint.get(method)  # type: ignore[call-overload]
-        if cq is None or cq.autodetect:
+        if cq is None:
             return None
+        if cq.autodetect:
+            return cq.pinned_value(compute_capability)
         return cq.value
 
 

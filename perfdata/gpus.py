@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from servewise.perfdata.errors import DataError, UnknownIdError
-from servewise.perfdata.loader import read_yaml_dir_named
+from servewise.perfdata.loader import read_yaml, read_yaml_dir_named
 
 TensorDtype = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
 """Dense tensor-core math formats a GPU may list in ``flops``. Absent = no hardware support."""
@@ -144,6 +144,9 @@ _WIDER = {
 }
 
 
+_LOADED: dict[str, GpuSpec] = {}   # one object per SKU, whether read alone or with the whole catalog
+
+
 @cache
 def all_gpus() -> dict[str, GpuSpec]:
     """Every GPU in the catalog, by id (the file name is the id)."""
@@ -157,12 +160,29 @@ def all_gpus() -> dict[str, GpuSpec]:
             raise DataError(f"perfdata/gpus/{stem}.yaml: {where}: {err['msg']}") from None
         if spec.id != stem:
             raise DataError(f"perfdata/gpus/{stem}.yaml: id {spec.id!r} differs from the file name")
-        out[spec.id] = spec
+        out[spec.id] = _LOADED.setdefault(spec.id, spec)
     return out
+
+
+def _exact(gpu_id: str) -> GpuSpec | None:
+    """``gpus/<id>.yaml`` read alone (planning on one GPU need not parse the catalog); None when absent
+    or broken (``all_gpus`` then reports the file and field)."""
+    if gpu_id in _LOADED:
+        return _LOADED[gpu_id]
+    if not re.match(r"^[a-z0-9]+(-[a-z0-9]+)*$", gpu_id):
+        return None
+    try:
+        spec = GpuSpec.model_validate(read_yaml(f"gpus/{gpu_id}.yaml"))
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValidationError):
+        return None
+    return _LOADED.setdefault(gpu_id, spec) if spec.id == gpu_id else None
 
 
 def get_gpu(gpu_id: str) -> GpuSpec:
     """The catalog GPU ``gpu_id``; raises ``UnknownIdError`` (exit 3) with suggestions."""
+    exact = _exact(gpu_id)
+    if exact is not None:
+        return exact
     gpus = all_gpus()
     try:
         return gpus[gpu_id]

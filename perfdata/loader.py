@@ -9,6 +9,13 @@ from typing import Any
 import yaml
 
 PACKAGE = "servewise.perfdata"
+# libyaml's C parser reads the catalog ~8x faster than the pure-Python one (same documents); fall back
+# where PyYAML was built without it.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load(text: str) -> Any:
+    return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
 
 
 def data_root() -> Traversable:
@@ -27,7 +34,7 @@ def read_yaml(relpath: str) -> Any:
     node = data_root()
     for part in relpath.split("/"):
         node = node / part
-    return yaml.safe_load(node.read_text(encoding="utf-8"))
+    return _load(node.read_text(encoding="utf-8"))
 
 
 def read_yaml_dir(relpath: str) -> list[dict[str, Any]]:
@@ -42,7 +49,7 @@ def read_yaml_dir_named(relpath: str) -> list[tuple[str, dict[str, Any]]]:
         node = node / part
     out = []
     for f in _walk(node):
-        doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+        doc = _load(f.read_text(encoding="utf-8"))
         if not isinstance(doc, dict):
             raise ValueError(f"perfdata/{relpath}/{f.name}: expected a mapping")
         out.append((f.name.rsplit(".", 1)[0], doc))

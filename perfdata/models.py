@@ -15,7 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from servewise.perfdata.errors import UnknownIdError
-from servewise.perfdata.loader import read_yaml_dir
+from servewise.perfdata.loader import read_yaml, read_yaml_dir
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 # The config.json keys that describe the architecture (verbatim names); the catalog keeps these and a
@@ -88,14 +90,39 @@ class ModelEntry(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
+_LOADED: dict[str, ModelEntry] = {}   # one object per entry, whether read alone or with the whole catalog
+
+
 @cache
 def all_models() -> dict[str, ModelEntry]:
     """Every catalog model, by Hugging Face id."""
-    return {d["id"]: ModelEntry.model_validate(d) for d in read_yaml_dir("models")}
+    out = {}
+    for d in read_yaml_dir("models"):
+        m = ModelEntry.model_validate(d)
+        out[m.id] = _LOADED.setdefault(m.id, m)
+    return out
+
+
+def _exact(model_id: str) -> ModelEntry | None:
+    """The entry whose file is ``models/<id>.yaml``, read alone (planning one model need not parse the
+    whole catalog); None when there is no such file."""
+    if model_id in _LOADED:
+        return _LOADED[model_id]
+    if not _ID.match(model_id):
+        return None
+    try:
+        doc = read_yaml(f"models/{model_id}.yaml")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    entry = ModelEntry.model_validate(doc)
+    return _LOADED.setdefault(model_id, entry) if entry.id == model_id else None
 
 
 def find_model(model_id: str) -> ModelEntry | None:
     """Exact id, else a case-insensitive id match (HF ids are case-insensitive on the Hub)."""
+    exact = _exact(model_id)
+    if exact is not None:
+        return exact
     models = all_models()
     if model_id in models:
         return models[model_id]

@@ -70,7 +70,21 @@ def test_awq_folder_yields_awq_weight_bytes_and_method():
     estimated = weight_split(arch, detect(cfg["quantization_config"])).weight_bytes
     assert estimated == pytest.approx(ck["weight_bytes"], rel=0.01)    # the architecture agrees
     d = _estimate(folder)
-    assert any("awq" in a and "no quantization flag" in a for a in d["assumptions"])
+    assert any("awq" in a and "--quantization awq_marlin" in a for a in d["assumptions"])
+
+
+@pytest.mark.parametrize("gpu, value", [("h100-sxm", "awq_marlin"), ("t4", "awq")])
+def test_awq_folder_renders_a_pinned_quantization_kernel(tmp_path, gpu, value):
+    """vLLM detects AWQ itself but an explicit ``awq`` forces the slow kernel, so servewise pins
+    ``awq_marlin`` where Marlin runs (compute capability >= 8.0) and ``awq`` below (T4 is 7.5)."""
+    profile = tmp_path / "p.yaml"
+    args = [a if a != "h100-sxm" else gpu for a in WORKLOAD]
+    r = run_cli("plan", "--model", str(FIXTURES / "llama-3.2-1b-awq"), *args, "--save", str(profile))
+    assert r.code == 0, r.err
+    out = tmp_path / "out"
+    assert run_cli("--profile", str(profile), "--out", str(out)).code == 0
+    serve = (out / "shell" / "serve.sh").read_text().split()
+    assert serve[serve.index("--quantization") + 1] == value
 
 
 def test_fp8_folder_needs_no_quantization_flag(tmp_path):

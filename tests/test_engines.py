@@ -129,12 +129,18 @@ def test_disaggregation_backends_exist(shared_dir, name, ev: EngineVersion):
         assert b in known, f"{name} {ev.version}: unknown transfer backend {b}"
 
 
-def test_awq_is_left_to_autodetection():
-    """vLLM and SGLang read AWQ from quantization_config and pick the Marlin kernel; an explicit
-    ``--quantization awq`` would force the slower kernel (vllm awq_marlin.override_quantization_method)."""
+def test_awq_kernel_is_pinned_not_forced_slow():
+    """vLLM and SGLang read AWQ from quantization_config; an explicit ``--quantization awq`` would force
+    the slower kernel (vllm awq_marlin.override_quantization_method), so vLLM gets ``awq_marlin`` pinned
+    where Marlin runs (compute capability >= 8.0) and ``awq`` on older GPUs; SGLang is left to detect it."""
+    q = get_engine("vllm").version().quantization
+    assert q.flag_value("awq", compute_capability="9.0") == "awq_marlin"
+    assert q.flag_value("gptq", compute_capability="8.0") == "gptq_marlin"
+    assert q.flag_value("awq", compute_capability="7.5") == "awq"
+    assert q.flag_value("fp8", compute_capability="9.0") is None   # one kernel path: left to detection
+    assert get_engine("sglang").version().quantization.flag_value("awq", compute_capability="9.0") is None
     for name in ("vllm", "sglang"):
         q = get_engine(name).version().quantization
-        assert q.flag_value("awq") is None
         assert q.flag_value(None, "fp8") == "fp8"     # a 16-bit checkpoint served as fp8 needs the flag
     assert get_engine("trtllm").version().quantization.flag_value(None, "fp8") is None
 

@@ -108,7 +108,9 @@ def test_fp8_kv_cache_halves_decode_attention_reads():
 def test_moe_touches_top_k_experts_for_one_token_and_all_for_many():
     """Decode with one sequence reads top_k of num_experts experts per layer; a large batch reads all."""
     moe = ModelArch.from_hf_config(MOE_CONFIG)
-    t = target(a=moe)
+    base = target(a=moe)
+    # the roofline itself, without the fitted expert-kernel efficiency
+    t = make_target(moe, weight_format("bf16"), get_gpu("h100-sxm"), "vllm", coef={**base.coef, "moe_efficiency": 1.0})
     one = step_time(t, Parallel.of(1), decode_seqs=1, decode_ctx=512)
     many = step_time(t, Parallel.of(1), decode_seqs=256, decode_ctx=512)
     expert_bytes = moe.expert_params() * 2.0 * moe.num_layers
@@ -118,12 +120,20 @@ def test_moe_touches_top_k_experts_for_one_token_and_all_for_many():
     assert float(many.weights_read_s + many.gemm_compute_s) > 8 * expert_bytes / bw
 
 
-def test_expert_parallel_adds_all_to_all_not_allreduce_for_experts():
+def test_attention_data_parallel_moe_uses_all_to_all_and_attention_tp_an_allreduce():
+    """With attention DP each rank's tokens travel to the experts and back (all-to-all); with attention
+    TP the tokens are on every rank already and one all-reduce combines the experts' output, whether the
+    experts are split by EP or by TP (same bytes on the wire)."""
     moe = ModelArch.from_hf_config(MOE_CONFIG)
     t = target(a=moe)
-    ep = step_time(t, Parallel.of(tp=4, ep=4), decode_seqs=64, decode_ctx=512)
-    tp = step_time(t, Parallel.of(tp=4, ep=1), decode_seqs=64, decode_ctx=512)
-    assert float(ep.communication_s) != float(tp.communication_s)
+    kw = dict(decode_seqs=64, decode_ctx=512)
+    tp_ep = step_time(t, Parallel.of(tp=4, ep=4), **kw)
+    tp_only = step_time(t, Parallel.of(tp=4, ep=1), **kw)
+    assert float(tp_ep.communication_s) == pytest.approx(float(tp_only.communication_s))
+    dp_ep = step_time(t, Parallel.of(tp=1, dp=4, ep=4), **kw)
+    assert float(dp_ep.communication_s) > 0
+    dp_one = step_time(t, Parallel.of(tp=1, dp=1, ep=1), **kw)
+    assert float(dp_one.communication_s) == 0
 
 
 def test_sliding_window_caps_attention():

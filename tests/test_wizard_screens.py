@@ -92,12 +92,35 @@ async def test_model_step_defaults_ladder_and_errors():
         assert app.draft.model.max_model_len is None and "✓ plan:" in screen_text(app)
         ident = app.screen.query_one("#model-id", Input)
         ident.focus()
-        ident.value = "meta-llama/Llama-3.1-8B-Instruc"
-        await pilot.press("enter")             # applies the id and stays to show the verdict
+        ident.value = "./no/such/checkpoint"
+        await pilot.press("enter")             # reads it (off the UI thread) and stays
         await settle(pilot)
-        assert app.step == "model"
-        assert "unknown model" in screen_text(app) and "did you mean" in screen_text(app)
-        assert app.outcome.exit_code == 3
+        assert app.step == "model" and app.draft.model.id != "./no/such/checkpoint"
+        assert "✗ --model ./no/such/checkpoint: no such folder" in screen_text(app)
+
+
+async def test_model_from_a_local_checkpoint_folder(tmp_path):
+    import json
+
+    from servewise.perfdata import get_model
+
+    folder = tmp_path / "llama-8b"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(get_model("meta-llama/Llama-3.1-8B-Instruct").config))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await press_until(pilot, "enter", "model")
+        ident = app.screen.query_one("#model-id", Input)
+        ident.focus()
+        ident.value = str(folder)
+        await pilot.press("enter")
+        await settle(pilot)
+        m = app.draft.model
+        assert m.id == str(folder) and m.architecture is not None and m.config_hash.startswith("sha256:")
+        assert app.outcome.feasible and f"read {folder}" in screen_text(app)
+        await pilot.press("enter")              # the same id again: go on
+        await settle(pilot)
+        assert app.step == "workload"
 
 
 async def test_model_dtype_choice_replans():
@@ -183,6 +206,13 @@ async def test_results_show_memory_modes_and_the_candidate_table():
             assert "No Pareto chart" in text        # said plainly, no invented numbers
         if r.verdict is None:
             assert "Verdict: none" in text
+        perf = app.outcome.selected.perf
+        if perf is None:
+            assert "No performance figures" in text
+        else:                                        # the selected estimate's figures, with bands and source
+            lo, hi = perf.ttft_ms_range
+            assert f"{perf.ttft_ms:,.0f} ms" in text and f"{lo:,.0f}–{hi:,.0f}" in text
+            assert "target 1,000 ms (mean)" in text and perf.provenance in text
         await pilot.press("enter")                   # Enter on the selected candidate goes on
         await settle(pilot)
         assert app.step == "save"
@@ -285,3 +315,47 @@ async def test_results_render_what_a_full_plan_result_carries(monkeypatch):
         assert "No Pareto chart" not in text
         table = app.screen.query_one("#candidates", DataTable)
         assert table.row_count == 3 and table.get_row_at(2)[1] == "disagg"
+
+
+async def test_detection_through_a_fake_nvml_fills_the_hardware_step():
+    from servewise.wizard.detected import detect_local
+
+    from . import fake_nvml
+
+    app = make_app(detector=lambda: detect_local(fake_nvml.SCENARIOS["h100_x8"]()))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.draft.hardware.source == "nvml" and app.draft.hardware.fingerprint is not None
+        assert app.screen.query_one("#detected-table", DataTable).has_focus
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.step == "model" and app.outcome.draft.hardware.source == "nvml"
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+async def test_a_bug_is_one_line_on_stderr_and_exit_70(monkeypatch, capsys):
+    from servewise.wizard.screens.workload import WorkloadScreen
+
+    def broken(self, draft):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(WorkloadScreen, "load", broken)
+    app = make_app()
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            app.goto("model")
+            await pilot.pause()
+            app.goto("workload")
+            await pilot.pause(0.2)
+    assert app.return_code == 70
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["servewise: internal error in the wizard (RuntimeError: boom); rerun with --debug for the "
+                   "traceback and please report it"]
+
+
+def test_the_wizard_needs_a_terminal():
+    from .conftest import run_cli
+
+    r = run_cli("wizard", "--save", "x.yaml")
+    assert r.code == 2 and r.out == "" and "needs a terminal" in r.err and r.err.count("\n") == 1

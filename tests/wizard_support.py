@@ -67,9 +67,10 @@ def screen_text(app) -> str:  # type: ignore[no-untyped-def]
     from servewise.wizard.widgets.membar import MemoryBar
     from servewise.wizard.widgets.modes import ModeCard
     from servewise.wizard.widgets.pareto import ParetoChart
+    from servewise.wizard.widgets.perf import PerfSummary
     from servewise.wizard.widgets.steps import StepIndicator
 
-    kinds = (Static, MemoryBar, ModeCard, ParetoChart, StepIndicator)
+    kinds = (Static, MemoryBar, ModeCard, ParetoChart, PerfSummary, StepIndicator)
     return "\n".join(str(w.render()) for w in app.screen.query("*") if isinstance(w, kinds) and w.display)
 
 

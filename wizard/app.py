@@ -9,12 +9,12 @@ as the CLI, and exits with the CLI's exit codes.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from servewise.perfdata.errors import ServewiseError
@@ -89,6 +90,7 @@ class WizardApp(App[int]):
         self._hardware_touched = draft.base is not None
         self._clean: Draft | None = draft if draft.base is not None else None
         self.saved_code: int | None = None  # the exit code of the last save; None = nothing saved
+        self._error_line: str | None = None
 
     # ------------------------------------------------------------------ start
     def on_mount(self) -> None:
@@ -104,10 +106,14 @@ class WizardApp(App[int]):
 
     def on_detection_ready(self, msg: DetectionReady) -> None:
         self.detected = msg.detected
+        # The detected GPUs become the default while the user has not moved past the hardware step.
         if msg.detected.found and not self._hardware_touched and self.draft.base is None \
-                and isinstance(self.screen, HardwareScreen):
+                and self.step in (None, "hardware"):
             self.draft = self.draft.with_(hardware=msg.detected.groups[0].hardware)
-            self.screen.load(self.draft)
+            if isinstance(self.screen, HardwareScreen):
+                self.screen.load(self.draft)
+                if not isinstance(self.focused, Input):  # unless the user is already typing
+                    self.screen.focus_first()
 
     def watch_detected(self) -> None:
         hw = self.get_screen("hardware")
@@ -322,12 +328,21 @@ class WizardApp(App[int]):
         detail = " ".join(str(err).split())[:300]
         self.bell()
         self._return_code = ExitCode.INTERNAL
-        self._exit_renderables.append(Text(f"servewise: internal error in the wizard ({type(err).__name__}: "
-                                           f"{detail}); rerun with --debug for the traceback and please report it"))
+        if self._error_line is None:  # the first error is the one to report
+            self._error_line = (f"servewise: internal error in the wizard ({type(err).__name__}: {detail}); "
+                                "rerun with --debug for the traceback and please report it")
         self._close_messages_no_wait()
 
+    def _print_error_renderables(self) -> None:
+        if self._error_line is None:
+            super()._print_error_renderables()
+            return
+        sys.stderr.write(self._error_line + "\n")
+        self._exit_renderables.clear()
 
-def run_wizard(profile: str | None = None, save: str | None = None, *, detect: bool = True) -> int:
+
+def run_wizard(profile: str | None = None, save: str | None = None, *, detect: bool = True,
+               debug: bool = False) -> int:
     """Open the wizard (prefilled from ``profile``); returns the CLI exit code.
 
     0 saved with a plan · 1 saved inputs only (nothing feasible) · 130 quit without saving ·
@@ -337,7 +352,7 @@ def run_wizard(profile: str | None = None, save: str | None = None, *, detect: b
         draft = Draft.from_profile(load_profile(profile), save_path=save, source=profile)
     else:
         draft = Draft.new(save)
-    debug = os.environ.get("SERVEWISE_DEBUG", "") not in ("", "0")
+    debug = debug or os.environ.get("SERVEWISE_DEBUG", "") not in ("", "0")
     app = WizardApp(draft, detector=detect_local if detect else not_asked, debug=debug)
     code = app.run()
     if code is None:

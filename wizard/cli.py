@@ -71,7 +71,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         raise UsageError("--out/--force/--set/--strict/--replan/--save need --profile P")
     from servewise.wizard.commands.wizard_cmd import open_wizard
 
-    return open_wizard(profile=None, save=None)
+    return open_wizard(profile=None, save=None, debug=bool(getattr(args, "debug", False)))
 
 
 class Interrupted(KeyboardInterrupt):

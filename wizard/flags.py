@@ -135,14 +135,19 @@ def add_detect_flags(p: argparse.ArgumentParser) -> None:
                    help="with --detect: plan on the memory still free when other processes hold some")
 
 
-def add_workload_flags(p: argparse.ArgumentParser) -> None:
+def add_workload_flags(p: argparse.ArgumentParser, searches_batch: bool = False) -> None:
+    """``searches_batch``: the command (``plan``) sweeps the batch when no load is given, so the
+    default load is --max-throughput rather than a concurrency."""
     g = p.add_argument_group("workload and SLA")
     g.add_argument("--isl", type=_positive_int, help=f"input tokens per request (default {DEFAULT_ISL})")
     g.add_argument("--osl", type=_positive_int, help=f"output tokens per request (default {DEFAULT_OSL})")
     load = g.add_mutually_exclusive_group()
-    load.add_argument("--concurrency", type=_positive_int, help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
+    load.add_argument("--concurrency", type=_positive_int, help="requests in flight, in total" + (
+        "" if searches_batch else f" (default {DEFAULT_CONCURRENCY})"))
     load.add_argument("--request-rate", type=_positive_float, help="requests per second (open loop)")
-    load.add_argument("--max-throughput", action="store_true", help="offline: the largest batch memory allows")
+    load.add_argument("--max-throughput", action="store_true", help=(
+        "the batch that maximises throughput under the SLA (the default)" if searches_batch else
+        "offline: the largest batch memory allows"))
     g.add_argument("--ttft-ms", type=_positive_float, help="time-to-first-token target")
     g.add_argument("--tpot-ms", type=_positive_float, help="time-per-output-token target")
     g.add_argument("--sla-percentile", choices=["mean", "p50", "p90", "p99"], default="mean")
@@ -162,16 +167,18 @@ def add_parallel_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{role}-workers", type=_positive_int, default=1, help=f"{role} workers (default 1)")
 
 
-def refuse_request_flags_with_profile(a: argparse.Namespace) -> None:
+def refuse_request_flags_with_profile(a: argparse.Namespace, allowed: tuple[str, ...] = ()) -> None:
     """``--profile P`` takes every input from P: a request flag given with it would be ignored, so
-    it is refused instead (the profile is edited, or replayed with ``--set``)."""
+    it is refused instead (the profile is edited, or replayed with ``--set``). ``allowed`` flags are
+    ones the command applies on top of a profile."""
     if not getattr(a, "profile", None):
         return
     probe = argparse.ArgumentParser(add_help=False)
     for add in (add_model_hardware_flags, add_detect_flags, add_workload_flags, add_parallel_flags):
         add(probe)
     given = [act.option_strings[0] for act in probe._actions
-             if act.option_strings and hasattr(a, act.dest) and getattr(a, act.dest) != act.default]
+             if act.option_strings and act.option_strings[0] not in allowed and hasattr(a, act.dest)
+             and getattr(a, act.dest) != act.default]
     if given:
         raise UsageError(f"{', '.join(given)}: cannot be combined with --profile, which gives every input; edit the "
                          "profile, or drop --profile and give the request as flags")

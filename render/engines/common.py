@@ -4,6 +4,8 @@ refused (not emitted) when the pinned version lacks them."""
 from __future__ import annotations
 
 from servewise.estimator.resolve import resolve_model
+from servewise.perfdata import get_gpu
+from servewise.profiles.schema import CustomGpu
 from servewise.render.context import RenderContext
 from servewise.render.errors import RenderError
 from servewise.render.topology import Instance
@@ -48,4 +50,13 @@ def quantization(rc: RenderContext) -> str | None:
         return None
     if method not in q.checkpoint:
         raise RenderError(f"model.id: {rc.label} cannot serve {method} checkpoints ({rm.id})")
-    return q.flag_value(method)
+    return q.flag_value(method, compute_capability=oldest_compute_capability(rc))
+
+
+def oldest_compute_capability(rc: RenderContext) -> str:
+    """The lowest compute capability among the plan's GPUs (a pinned kernel must run on all of them)."""
+    hw = rc.profile.hardware
+    ccs = [hw.gpu.compute_capability if isinstance(hw.gpu, CustomGpu) else get_gpu(hw.gpu).compute_capability]
+    if hw.prefill_gpu:
+        ccs.append(get_gpu(hw.prefill_gpu).compute_capability)
+    return min(ccs, key=lambda c: tuple(int(x) for x in c.split(".")))

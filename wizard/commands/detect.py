@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from typing import TYPE_CHECKING
+
 from servewise.perfdata.errors import DeviceError
-from servewise.profiles.detect import Detection, DetectedGpu, detect
-from servewise.profiles.detected_hardware import cuda_memory_bytes
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import GIB, print_json, table
+
+if TYPE_CHECKING:  # NVML detection is imported when the command runs, not when the CLI starts
+    from servewise.profiles.detect import Detection, DetectedGpu
 
 # nvidia-smi topo -m spellings for a pair without NVLink, by closest common ancestor.
 _TOPO = {"same-board": "BRD", "pcie-switch": "PIX", "pcie-switches": "PXB", "host-bridge": "PHB",
@@ -24,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
+    from servewise.profiles.detect import detect
+
     det = detect()
     if a.json:
         print_json(det.to_json())
@@ -46,6 +51,8 @@ def _row(g: DetectedGpu) -> list[str]:
     if g.mig_enabled and not g.mig_instance:
         sku, memory = "(MIG on)", "-"
     else:
+        from servewise.profiles.detected_hardware import cuda_memory_bytes
+
         memory = _gib(cuda_memory_bytes(g))
     in_use = "-" if g.processes is None else f"{g.processes} / {_gib(g.processes_memory_bytes)}"
     nvlink = "-" if not g.nvlink_active_links else f"{g.nvlink_active_links} x NV{g.nvlink_generation or '?'}"

@@ -5,41 +5,55 @@ from __future__ import annotations
 import argparse
 
 from servewise.estimator import plan
-from servewise.estimator.results import PlanResult
+from servewise.estimator.results import Candidate, PlanResult
 from servewise.perfdata.errors import located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
-from servewise.profiles.schema import Profile
+from servewise.profiles.schema import AggPlan, Profile, Worker
 from servewise.wizard import flags
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info, print_json
+from servewise.wizard.textchart import scatter
+
+MODE_TITLES = {"agg": "aggregated", "disagg": "disaggregated"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="search the best configuration under the SLA",
-                       description="Search aggregated and disaggregated configurations under the SLA.")
+                       description="Search aggregated and disaggregated configurations under the SLA: the best "
+                                   "of each, the Pareto front of tokens/s per GPU against tokens/s per user, "
+                                   "the verdict, and advice when nothing meets the targets.")
     p.add_argument("--profile", help="plan for this profile's inputs instead of flags")
     flags.add_model_hardware_flags(p)
     flags.add_detect_flags(p)
-    flags.add_workload_flags(p)
-    p.add_argument("--save", metavar="PATH", help="write a profile with the chosen plan pinned")
+    flags.add_workload_flags(p, searches_batch=True)
+    p.add_argument("--save", metavar="PATH", help="write a profile with the chosen plan (and its estimates) pinned")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(handler=run)
 
 
 def pinned(profile: Profile, result: PlanResult) -> Profile:
-    """``profile`` with the chosen plan (and its estimates) pinned."""
+    """``profile`` with ``result.chosen`` pinned: its plan, the figures it was chosen on, and the engine
+    version it was planned with."""
+    from servewise.estimator.planning import estimates_of
+
     assert result.chosen is not None
     doc = profile.model_dump(mode="json")
-    doc["plan"] = result.chosen.plan.model_dump(mode="json")
-    doc["engine"]["version"] = result.engine_version  # pin what was planned with
+    doc["plan"] = result.chosen.plan.model_copy(update={"estimates": estimates_of(result.chosen)}).model_dump(
+        mode="json")
+    doc["engine"]["version"] = result.engine_version
     return profile_from_dict(doc, path="plan")
 
 
 def run(a: argparse.Namespace) -> int:
-    flags.refuse_request_flags_with_profile(a)
+    flags.refuse_request_flags_with_profile(a, allowed=("--gpu-memory-utilization",))
     with located(path=a.profile):
-        profile = load_profile(a.profile) if a.profile else flags.profile_from_args(a)
-        result = plan(profile)
+        if a.profile:
+            profile = load_profile(a.profile)
+        else:
+            if not (a.concurrency or a.request_rate or a.max_throughput):
+                a.max_throughput = True   # the search picks the batch
+            profile = flags.profile_from_args(a)
+        result = plan(profile, memory_fraction=a.gpu_memory_utilization)
     if a.json:
         print_json(result)
     else:
@@ -53,25 +67,127 @@ def run(a: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def format_plan(r: PlanResult) -> str:
-    lines = [f"{r.model} on {r.gpus} x {r.gpu}, {r.engine} {r.engine_version}, max_model_len {r.max_model_len}"]
-    if not r.feasible:
-        lines.append(f"no configuration fits: {r.reason}")
-        lines += [f"- {a.message}" for a in r.advice]
-        return "\n".join(lines)
-    c = r.chosen
-    assert c is not None
+# ----------------------------------------------------------------------------- human summary
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
+def _with_band(v: float | None, band) -> str:  # type: ignore[no-untyped-def]
+    return _num(v) if not band else f"{_num(v)} ({_num(band[0])}-{_num(band[1])})"
+
+
+def _par(w: Worker) -> str:
+    return f"TP{w.tp}" + "".join(f" {n}{v}" for n, v in (("PP", w.pp), ("DP", w.dp), ("EP", w.ep)) if v > 1) + \
+        (" attn-DP" if w.attention_dp else "")
+
+
+def layout(c: Candidate) -> str:
     p = c.plan
-    if p.mode == "agg":
-        w = p.worker
-        lines.append(f"chosen: aggregated, {p.replicas} replica(s) of TP{w.tp}"
-                     f"{f' PP{w.pp}' if w.pp > 1 else ''}, max_num_seqs {w.max_num_seqs}, "
-                     f"memory fraction {w.gpu_memory_utilization}")
+    if isinstance(p, AggPlan):
+        return f"{p.replicas} x {_par(p.worker)}"
+    text = f"{p.prefill.workers} x {_par(p.prefill)} P + {p.decode.workers} x {_par(p.decode)} D"
+    return f"{p.replicas} x ({text})" if p.replicas > 1 else text
+
+
+def _batch(c: Candidate) -> str:
+    p = c.plan
+    if isinstance(p, AggPlan):
+        return f"{p.worker.max_num_seqs} / {p.worker.max_num_batched_tokens}"
+    return f"P {p.prefill.max_num_seqs} / {p.prefill.max_num_batched_tokens}, " \
+           f"D {p.decode.max_num_seqs} / {p.decode.max_num_batched_tokens}"
+
+
+def _fraction(c: Candidate) -> str:
+    p = c.plan
+    if isinstance(p, AggPlan):
+        return f"{p.worker.gpu_memory_utilization:g}"
+    return f"P {p.prefill.gpu_memory_utilization:g}, D {p.decode.gpu_memory_utilization:g}"
+
+
+def comparison_table(r: PlanResult) -> list[str]:
+    modes = list(r.best)
+    rows: list[tuple[str, list[str]]] = []
+    cells = {m: r.best[m] for m in modes}
+
+    def add(label: str, f) -> None:  # type: ignore[no-untyped-def]
+        rows.append((label, [f(c) if c is not None else "-" for c in cells.values()]))
+
+    add("layout", layout)
+    add("GPUs used / charged", lambda c: f"{c.gpus_used} / {c.gpus_charged}")
+    add("max_num_seqs / batched tokens", _batch)
+    add("memory fraction", _fraction)
+    add("concurrency", lambda c: _num(c.perf.concurrency) if c.perf else "-")
+    add("TTFT ms", lambda c: _with_band(c.perf.ttft_ms, c.perf.ttft_ms_range) if c.perf else "-")
+    add("TPOT ms", lambda c: _with_band(c.perf.tpot_ms, c.perf.tpot_ms_range) if c.perf else "-")
+    add("tok/s/GPU", lambda c: _with_band(c.output_tokens_per_s_per_gpu_charged,
+                                          c.output_tokens_per_s_per_gpu_charged_range))
+    add("tok/s/user", lambda c: _with_band(c.perf.tokens_per_s_per_user, c.perf.tokens_per_s_per_user_range)
+        if c.perf else "-")
+    add("tok/s total", lambda c: _with_band(c.perf.output_tokens_per_s, c.perf.output_tokens_per_s_range)
+        if c.perf else "-")
+    if r.gpu_hour_usd:
+        add("$ / M output tokens", lambda c: _with_band(c.cost_per_million_tokens_usd,
+                                                        c.cost_per_million_tokens_usd_range))
+    heads = ["", *(MODE_TITLES[m] + ("" if cells[m] is not None else " (none meets the SLA)") for m in modes)]
+    width = [max(len(x) for x in [heads[i], *(row[1][i - 1] if i else row[0] for row in rows)])
+             for i in range(len(heads))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(heads, width)).rstrip()]
+    for label, vals in rows:
+        out.append("  ".join(x.ljust(w) for x, w in zip([label, *vals], width)).rstrip())
+    return out
+
+
+def pareto_chart(r: PlanResult) -> list[str]:
+    """tokens/s/GPU against tokens/s/user: listed candidates as a/d, the front as A/D, the chosen *,
+    the TPOT target as a ':' column."""
+    pts = []
+    for m, cs in r.candidates.items():
+        pts += [(c.perf.tokens_per_s_per_user, c.output_tokens_per_s_per_gpu_charged or 0.0, m[0])
+                for c in cs if c.perf]
+    pts += [(c.perf.tokens_per_s_per_user, c.output_tokens_per_s_per_gpu_charged or 0.0, c.mode[0].upper())
+            for c in r.pareto if c.perf]
+    if r.chosen and r.chosen.perf:
+        pts.append((r.chosen.perf.tokens_per_s_per_user, r.chosen.output_tokens_per_s_per_gpu_charged or 0.0, "*"))
+    vline = 1000.0 / r.sla.tpot_ms if r.sla and r.sla.tpot_ms else None
+    lines = ["Pareto front: A/D front (aggregated/disaggregated), a/d other candidates, * chosen"
+             + (", : TPOT target" if vline else "")]
+    return lines + scatter(pts, x_label="tokens/s per user (1 / TPOT)", y_label="tok/s/GPU", vline=vline)
+
+
+def format_plan(r: PlanResult) -> str:
+    lines = [f"{r.model} on {r.gpus} x {r.gpu}, {r.engine} {r.engine_version}, max_model_len {r.max_model_len:,}"]
+    if r.load:
+        lines.append(f"load: {r.load.meaning}")
+    if r.sla:
+        targets = [f"{k} <= {v:g} ms" for k, v in (("TTFT", r.sla.ttft_ms), ("TPOT", r.sla.tpot_ms)) if v]
+        lines.append(f"SLA: {', '.join(targets) or 'none'} ({r.sla.percentile}: {r.sla.statistic})")
+    lines.append("")
+    if r.best:
+        lines += comparison_table(r)
+        lines.append("")
+    if r.verdict:
+        lines.append(f"verdict: {r.verdict}")
+    if r.feasible and r.chosen is not None:
+        c = r.chosen
+        lines.append(f"chosen: {MODE_TITLES[c.mode]} {layout(c)}, max_num_seqs / batched tokens {_batch(c)}, "
+                     f"memory fraction {_fraction(c)}")
+        est = r.chosen_estimate
+        mem = est.memory if est and est.memory else (est.roles["decode"].memory if est and est.roles else None)
+        if mem is not None:
+            lines.append(f"per GPU{' (decode)' if c.mode == 'disagg' else ''}: weights "
+                         f"{mem.weights_bytes / 1024**3:.2f} GiB, KV cache {mem.kv_cache_bytes / 1024**3:.2f} GiB "
+                         f"= {mem.kv_cache_tokens:,} tokens")
     else:
-        lines.append(f"chosen: disaggregated, {p.prefill.workers} x TP{p.prefill.tp} prefill, "
-                     f"{p.decode.workers} x TP{p.decode.tp} decode")
-    if r.chosen_estimate and r.chosen_estimate.memory:
-        m = r.chosen_estimate.memory
-        lines.append(f"per GPU: weights {m.weights_bytes / 1024**3:.2f} GiB, KV cache {m.kv_cache_bytes / 1024**3:.2f}"
-                     f" GiB = {m.kv_cache_tokens:,} tokens")
+        lines.append(f"no configuration meets the SLA: {r.reason}")
+    if any(r.candidates.values()):
+        lines.append("")
+        lines += pareto_chart(r)
+    if r.advice:
+        lines += ["", "advice (each checked by re-running the search):"]
+        lines += [f"- {a.message}" for a in r.advice]
+    elif not r.feasible:
+        lines += ["", "advice: none of more GPUs, FP8 weights or KV cache, a shorter max length or looser "
+                      "targets within reach makes a candidate feasible"]
     return "\n".join(lines)

@@ -10,9 +10,6 @@ from servewise.profiles import load_profile, profile_from_dict, save_profile
 from servewise.profiles.diff import diff_profiles
 from servewise.profiles.overrides import apply_overrides
 from servewise.profiles.schema import Profile
-from servewise.render import render
-from servewise.render.errors import RenderError
-from servewise.render.output import write_tree
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info
 
@@ -20,6 +17,8 @@ TARGETS = ("shell", "compose", "helm", "k8s")
 
 
 def parse_targets(text: str | None) -> list[str] | None:
+    from servewise.render.errors import RenderError
+
     if not text:
         return None
     out = [t.strip() for t in text.split(",") if t.strip()]
@@ -41,6 +40,9 @@ def add_render_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_render(a: argparse.Namespace) -> int:
+    from servewise.render import render
+    from servewise.render.output import write_tree
+
     targets = parse_targets(a.target)
     with located(path=a.profile):
         profile = apply_overrides(load_profile(a.profile), a.set)
@@ -85,6 +87,10 @@ def warn_if_other_hardware(profile: Profile) -> None:
 
 def run_replay(a: argparse.Namespace) -> int:
     """Render the pinned plan (byte-identical artifacts), then report drift against a fresh plan."""
+    from servewise.render import render  # the renderer (jinja2) loads only for commands that write artifacts
+    from servewise.render.errors import RenderError
+    from servewise.render.output import write_tree
+
     with located(path=a.profile):
         profile = apply_overrides(load_profile(a.profile), a.set)
     warn_if_other_hardware(profile)

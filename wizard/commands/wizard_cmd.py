@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def open_wizard(profile: str | None, save: str | None, detect: bool = True) -> int:
+def open_wizard(profile: str | None, save: str | None, detect: bool = True, debug: bool = False) -> int:
     """Open the wizard on this terminal; a clear UsageError where it cannot run."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("the wizard needs a terminal; use `servewise plan ...` or "
@@ -29,8 +29,8 @@ def open_wizard(profile: str | None, save: str | None, detect: bool = True) -> i
         from servewise.wizard.app import run_wizard
     except ImportError as e:
         raise UsageError(f"the wizard is not available in this build ({e}); use `servewise plan --help`") from None
-    return int(run_wizard(profile=profile, save=save, detect=detect))
+    return int(run_wizard(profile=profile, save=save, detect=detect, debug=debug))
 
 
 def run(a: argparse.Namespace) -> int:
-    return open_wizard(a.profile, a.save, detect=not a.no_detect)
+    return open_wizard(a.profile, a.save, detect=not a.no_detect, debug=bool(getattr(a, "debug", False)))

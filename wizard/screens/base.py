@@ -66,6 +66,7 @@ class PlanStatus(Static):
 class StepScreen(Screen[None]):
     """Base of the six steps. Subclasses set ``STEP`` and implement ``compose_body`` and ``load``."""
 
+    AUTO_FOCUS = None  # focus_first() decides where Enter lands
     STEP: ClassVar[str] = ""
     STEP_KEYS: ClassVar[list[tuple[str, str]]] = []
     BINDINGS = [Binding("escape", "back", "Back")]

@@ -15,6 +15,7 @@ GENERAL_KEYS = (
     ("escape", "previous step (or close this dialog)"),
     ("tab / shift+tab", "move between fields"),
     ("ctrl+s", "save the profile and artifacts, from any step"),
+    ("ctrl+r", "plan again now"),
     ("ctrl+p", "command palette: go to a step, save, re-plan, cancel the search, help, quit"),
     ("f1", "this help"),
     ("ctrl+q", "quit (asks when there are unsaved changes)"),

@@ -61,7 +61,7 @@ class HardwareScreen(StepScreen):
         det.add_columns("GPU", "plans as", "count", "GiB", "free GiB", "link")
         det.display = False
         table = self.query_one("#gpu-table", DataTable)
-        table.add_columns("id", "name", "GiB", "TB/s", "BF16 TFLOP/s", "link")
+        table.add_columns("id", "GiB", "TB/s", "BF16 TFLOP/s", "link", "name")
         self._fill_catalog("")
 
     # ---------------------------------------------------------------- attributes down
@@ -105,9 +105,8 @@ class HardwareScreen(StepScreen):
             for g in sorted(all_gpus().values(), key=lambda g: (g.segment != "datacenter", -g.memory_bytes, g.id)):
                 if gpu_matches(g, query):
                     tflops = g.flops.get("bf16") or g.flops.get("fp16") or 0.0
-                    table.add_row(g.id, g.name, f"{g.memory_bytes / 1024**3:.0f}",
-                                  f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}", f"{tflops / 1e12:,.0f}",
-                                  g.interconnect.kind, key=g.id)
+                    table.add_row(g.id, f"{g.memory_bytes / 1024**3:.0f}", f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}",
+                                  f"{tflops / 1e12:,.0f}", g.interconnect.kind, g.name, key=g.id)
         if self.draft is not None:
             self._move_to(table, self.draft.hardware.gpu_id)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
+from textual import work
 from textual.app import ComposeResult
+from textual.message import Message
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.validation import Function
@@ -13,6 +16,7 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 from servewise.estimator.arch import ModelArch
 from servewise.perfdata import ModelEntry, all_models
 from servewise.perfdata.errors import ServewiseError
+from servewise.profiles.checkpoint import model_fields
 from servewise.profiles.schema import Model
 from servewise.wizard.flags import KV_DTYPES, WEIGHTS_DTYPES
 from servewise.wizard.planning import PlanOutcome
@@ -54,6 +58,14 @@ def model_matches(row: tuple[str, ...], entry: ModelEntry, query: str) -> bool:
     return all(word in hay for word in query.lower().split())
 
 
+class ModelResolved(Message):
+    """A Hub id or local folder was read (``fields``: the profile's model identity) or could not be."""
+
+    def __init__(self, text: str, fields: dict | None, error: str | None) -> None:
+        super().__init__()
+        self.text, self.fields, self.error = text, fields, error
+
+
 def _max_len_ok(text: str) -> bool:
     return not text.strip() or (text.strip().isdigit() and 1 <= int(text) <= MAX_TOKENS)
 
@@ -66,8 +78,9 @@ class ModelScreen(StepScreen):
     def compose_body(self) -> ComposeResult:
         yield Field("Search the catalog", input_id="model-search", placeholder="llama, moe, 70b …", wide=True)
         yield DataTable(id="model-table", cursor_type="row", classes="table catalog")
-        yield Field("Or a Hub id / folder", input_id="model-id", wide=True,
-                    placeholder="org/name or ./path (Enter applies; blank = the catalog row)")
+        yield Field("Or a Hub id / folder", input_id="model-id", wide=True, id="model-id-field",
+                    placeholder="org/name or ./path (Enter reads it; blank = the catalog row)")
+        yield Static("", id="model-id-status", classes="muted indent")
         m = self.app.draft.model  # type: ignore[attr-defined]
         with Horizontal(classes="fields-row"):
             yield Label("Weights dtype", classes="field-label")
@@ -155,6 +168,28 @@ class ModelScreen(StepScreen):
         if model_id and self.draft is not None and model_id != self.draft.model.id:
             self._set_model(id=model_id, revision=None, config_hash=None, architecture=None)
 
+    @work(thread=True, exclusive=True, group="resolve-model", exit_on_error=False)
+    def _resolve(self, text: str) -> None:
+        """Read a Hub repo's or a folder's config off the UI thread (as ``--model`` does)."""
+        model_id = os.path.expanduser(text) if text.startswith("~") else text
+        try:
+            self.post_message(ModelResolved(text, model_fields(model_id), None))
+        except ServewiseError as e:
+            self.post_message(ModelResolved(text, None, str(e)))
+
+    def on_model_resolved(self, msg: ModelResolved) -> None:
+        if msg.text != self.query_one("#model-id", Input).value.strip():
+            return  # the field changed since
+        status = self.query_one("#model-id-status", Static)
+        if msg.error or msg.fields is None:
+            status.update("")
+            self.query_one("#model-id-field", Field).show_error(msg.error)
+            return
+        rev = msg.fields.get("revision")
+        status.update(f"read {msg.text}" + (f" at revision {rev[:12]}" if rev else "") +
+                      (" (its config is recorded in the profile)" if msg.fields.get("architecture") else ""))
+        self._set_model(**{"revision": None, "config_hash": None, "architecture": None, **msg.fields})
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.cursor_row != event.data_table.cursor_row:
             return  # stale: the cursor moved on (or was set from the draft) since
@@ -182,8 +217,10 @@ class ModelScreen(StepScreen):
         if event.input.id == "model-id":
             text = event.value.strip()
             if text and text != self.draft.model.id:
-                self._choose(text)
-                return  # stay: the status line shows whether the id resolved; Enter again goes on
+                self.query_one("#model-id-field", Field).show_error(None)
+                self.query_one("#model-id-status", Static).update(f"reading the config of {text}…")
+                self._resolve(text)
+                return  # stay: the status line shows the plan for it; Enter again goes on
             if not text:
                 table = self.query_one("#model-table", DataTable)
                 if table.row_count:

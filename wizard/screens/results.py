@@ -9,12 +9,13 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Button, DataTable, ProgressBar, Static
 
-from servewise.estimator.results import Candidate, PlanResult
+from servewise.estimator.results import Candidate, PerfEstimate, PlanResult
 from servewise.wizard.planning import PlanOutcome
 from servewise.wizard.screens.base import Edited, Navigate, StepScreen
 from servewise.wizard.widgets.membar import MemoryBar
 from servewise.wizard.widgets.modes import ModeComparison
 from servewise.wizard.widgets.pareto import ParetoChart
+from servewise.wizard.widgets.perf import PerfSummary
 from servewise.wizard.widgets.text import batch, describe, layout, num
 
 MAX_ROWS = 500
@@ -26,8 +27,9 @@ def all_candidates(r: PlanResult) -> list[Candidate]:
     return [c for cs in r.candidates.values() for c in cs][:MAX_ROWS]
 
 
-def candidate_row(c: Candidate, selected: bool) -> tuple[str, ...]:
-    p = c.perf
+def candidate_row(c: Candidate, selected: bool, selected_perf: PerfEstimate | None = None) -> tuple[str, ...]:
+    """One table row; the selected row falls back to the selected estimate's figures."""
+    p = c.perf or (selected_perf if selected else None)
     return ("★" if selected else "", c.mode, layout(c.plan), str(c.gpus_used), batch(c.plan),
             num(p.ttft_ms) if p else "—", num(p.tpot_ms) if p else "—",
             num(p.output_tokens_per_s_per_gpu) if p else "—", num(p.tokens_per_s_per_user) if p else "—",
@@ -51,6 +53,8 @@ class ResultsScreen(StepScreen):
             with Vertical(id="results-left"):
                 yield Static("Memory per GPU", classes="section-title")
                 yield MemoryBar(id="memory-bar")
+                yield Static("Performance (bands: the model's uncertainty)", classes="section-title")
+                yield PerfSummary(id="perf-summary")
                 yield Static("Best aggregated vs best disaggregated", classes="section-title")
                 yield ModeComparison(id="modes")
                 yield Static(id="verdict")
@@ -92,6 +96,7 @@ class ResultsScreen(StepScreen):
             headline.update(Content.assemble(("✗ ", "$text-error bold"), (outcome.error, "$text-error"),
                                              "\nChange the inputs on an earlier step, or ctrl+r to plan again."))
             bar.estimate, bar.caption = None, "No estimate: planning failed."
+            self.query_one("#perf-summary", PerfSummary).estimate = None
             modes.result, chart.result = None, None
             self._fill_table(None, None)
             self.query_one("#verdict", Static).update("")
@@ -108,10 +113,13 @@ class ResultsScreen(StepScreen):
                                              f": {r.reason}" if r.reason else ""))
         bar.caption = f"{r.model} on {r.gpu}, {r.engine} {r.engine_version}, max_model_len {r.max_model_len:,}"
         bar.estimate = outcome.selected
+        perf = self.query_one("#perf-summary", PerfSummary)
+        perf.estimate, perf.sla = outcome.selected, outcome.draft.sla
         modes.result, modes.modes, modes.selected = r, tuple(outcome.draft.search.modes), selected
+        modes.selected_perf = outcome.selected.perf if outcome.selected is not None else None
         chart.result, chart.selected = r, selected
         self._show_verdict(r)
-        self._fill_table(r, selected)
+        self._fill_table(r, selected, outcome.selected.perf if outcome.selected is not None else None)
 
     def _show_verdict(self, r: PlanResult) -> None:
         verdict = self.query_one("#verdict", Static)
@@ -132,7 +140,7 @@ class ResultsScreen(StepScreen):
         else:
             advice.update("")
 
-    def _fill_table(self, r: PlanResult | None, selected) -> None:  # type: ignore[no-untyped-def]
+    def _fill_table(self, r: PlanResult | None, selected, selected_perf=None) -> None:  # type: ignore[no-untyped-def]
         table = self.query_one("#candidates", DataTable)
         self._rows = all_candidates(r) if r is not None else []
         self._selected_row = None
@@ -142,7 +150,7 @@ class ResultsScreen(StepScreen):
                 is_sel = selected is not None and c.plan == selected
                 if is_sel and self._selected_row is None:
                     self._selected_row = i
-                table.add_row(*candidate_row(c, is_sel), key=str(i))
+                table.add_row(*candidate_row(c, is_sel, selected_perf), key=str(i))
             if self._rows:
                 table.move_cursor(row=self._selected_row or 0, animate=False)
 

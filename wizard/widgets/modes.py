@@ -8,13 +8,13 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from servewise.estimator.results import PlanResult
+from servewise.estimator.results import PerfEstimate, PlanResult
 from servewise.profiles.schema import AggPlan, DisaggPlan
 from servewise.wizard.widgets.text import MODE_TITLES, batch, layout, perf_rows
 
 
 def card_text(result: PlanResult | None, mode: str, searched: bool,
-              selected: AggPlan | DisaggPlan | None) -> Content:
+              selected: AggPlan | DisaggPlan | None, selected_perf: PerfEstimate | None = None) -> Content:
     """The content of one mode's card; says plainly what is missing."""
     title = Content.styled(MODE_TITLES[mode], "bold")
     if result is None:
@@ -31,7 +31,7 @@ def card_text(result: PlanResult | None, mode: str, searched: bool,
     if selected == best.plan:
         title = Content.assemble(title, "  ", ("★ selected", "$warning bold"))
     lines = [title, Content(f"{layout(best.plan)} · {best.gpus_used} GPUs · batch {batch(best.plan)}")]
-    rows = perf_rows(best.perf)
+    rows = perf_rows(best.perf or (selected_perf if selected == best.plan else None))
     if not rows:
         lines.append(Content.styled("no performance figures: this plan is sized on memory only", "$text-muted"))
     else:
@@ -51,13 +51,14 @@ class ModeCard(Widget):
     result: reactive[PlanResult | None] = reactive(None, layout=True)
     searched: reactive[bool] = reactive(True, layout=True)
     selected: reactive[AggPlan | DisaggPlan | None] = reactive(None, layout=True)
+    selected_perf: reactive[PerfEstimate | None] = reactive(None, layout=True)
 
     def __init__(self, mode: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.mode = mode
 
     def render(self) -> Content:
-        return card_text(self.result, self.mode, self.searched, self.selected)
+        return card_text(self.result, self.mode, self.searched, self.selected, self.selected_perf)
 
 
 class ModeComparison(Widget):
@@ -71,6 +72,7 @@ class ModeComparison(Widget):
     result: reactive[PlanResult | None] = reactive(None)
     modes: reactive[tuple[str, ...]] = reactive(("agg", "disagg"))
     selected: reactive[AggPlan | DisaggPlan | None] = reactive(None)
+    selected_perf: reactive[PerfEstimate | None] = reactive(None)
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -80,6 +82,7 @@ class ModeComparison(Widget):
     def _sync(self) -> None:
         for card in self.query(ModeCard):
             card.result, card.searched, card.selected = self.result, card.mode in self.modes, self.selected
+            card.selected_perf = self.selected_perf
 
     def watch_result(self) -> None:
         self._sync()
@@ -88,6 +91,9 @@ class ModeComparison(Widget):
         self._sync()
 
     def watch_selected(self) -> None:
+        self._sync()
+
+    def watch_selected_perf(self) -> None:
         self._sync()
 
     def on_mount(self) -> None:

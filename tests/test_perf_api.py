@@ -1,0 +1,157 @@
+"""The vectorised performance API the search calls, the CLI acceptance commands, bands and provenance."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from servewise.estimator.context import build_context
+from servewise.estimator.performance import agg_grid, disagg_grid, perf_target
+from servewise.estimator.uncertainty import coverage
+from servewise.perfdata.calibration import COEFFICIENTS, load_calibration
+from servewise.wizard import flags
+from servewise.wizard.cli import build_parser
+from tests.conftest import run_cli
+
+QWEN = ["--model", "Qwen/Qwen3-32B", "--gpu", "h100-sxm", "--gpus", "8", "--tp", "4", "--engine", "vllm",
+        "--isl", "4000", "--osl", "500"]
+BAND_KEYS = ("ttft_ms", "tpot_ms", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "tokens_per_s_per_user",
+             "requests_per_s")
+
+
+def ctx_for(*extra: str):
+    a = build_parser().parse_args(["estimate", *QWEN, *extra])
+    return build_context(flags.profile_from_args(a))
+
+
+def _check_bands(perf: dict) -> None:
+    for k in BAND_KEYS:
+        lo, hi = perf[f"{k}_range"]
+        assert lo <= perf[k] <= hi, k
+        assert lo > 0 and math.isfinite(hi), k
+
+
+def test_acceptance_concurrency_json_has_perf_with_bands():
+    r = run_cli("estimate", *QWEN, "--concurrency", "32", "--json")
+    assert r.code == 0 and r.err == ""
+    d = json.loads(r.out)
+    p = d["perf"]
+    _check_bands(p)
+    assert p["concurrency"] == 32
+    assert p["output_tokens_per_s_per_gpu"] == pytest.approx(p["output_tokens_per_s"] / 8, rel=1e-3)
+    assert p["tokens_per_s_per_user"] == pytest.approx(1000 / p["tpot_ms"], rel=1e-3)
+    assert p["dominant_terms"] and "calibrated" in p["provenance"]
+    assert "perf" in d["provenance"]
+
+
+def test_acceptance_max_throughput_uses_a_kv_limited_batch():
+    d = json.loads(run_cli("estimate", *QWEN, "--max-throughput", "--json").out)
+    m, w = d["memory"], d["plan"]["worker"]
+    per_request = 4000 + 500 / 2   # vLLM allocates KV as tokens are generated: mean footprint
+    assert w["max_num_seqs"] == math.floor(m["kv_cache_tokens"] / per_request)   # the batch the KV cache holds
+    assert d["perf"]["concurrency"] == w["max_num_seqs"] * d["plan"]["replicas"]
+    c32 = json.loads(run_cli("estimate", *QWEN, "--concurrency", "32", "--json").out)
+    assert d["perf"]["output_tokens_per_s"] > 1.5 * c32["perf"]["output_tokens_per_s"]
+    _check_bands(d["perf"])
+
+
+def test_acceptance_disagg_gives_roles_system_and_kv_transfer():
+    r = run_cli("estimate", *QWEN, "--concurrency", "32", "--mode", "disagg", "--prefill-tp", "4",
+                "--decode-tp", "4", "--json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    _check_bands(d["perf"])
+    assert d["perf"]["kv_transfer_ms"] > 0
+    pre, dec = d["roles"]["prefill"]["perf"], d["roles"]["decode"]["perf"]
+    assert pre["kv_transfer_ms"] == d["perf"]["kv_transfer_ms"]
+    assert 0 < pre["utilization"] <= 1.0001 and 0 < dec["utilization"] <= 1.0001
+    assert d["perf"]["ttft_ms"] > pre["ttft_ms"] + pre["kv_transfer_ms"]
+    assert dec["tpot_ms"] == pytest.approx(d["perf"]["tpot_ms"])
+
+
+def test_heterogeneous_prefill_gpu():
+    base = ["estimate", *QWEN, "--concurrency", "32", "--mode", "disagg", "--prefill-tp", "4", "--decode-tp", "4",
+            "--json"]
+    same = json.loads(run_cli(*base).out)
+    hetero = json.loads(run_cli(*base, "--prefill-gpu", "h200-sxm").out)
+    assert hetero["roles"]["prefill"]["gpu"] == "h200-sxm"
+    assert hetero["roles"]["prefill"]["memory"]["kv_cache_tokens"] > same["roles"]["prefill"]["memory"][
+        "kv_cache_tokens"]
+
+
+def test_request_rate_estimate():
+    d = json.loads(run_cli("estimate", *QWEN, "--request-rate", "2", "--json").out)
+    assert d["perf"]["requests_per_s"] == pytest.approx(2.0, rel=1e-3)
+    assert d["perf"]["output_tokens_per_s"] == pytest.approx(1000.0, rel=1e-3)
+    lo, hi = d["perf"]["concurrency_range"]
+    assert lo < d["perf"]["concurrency"] < hi
+
+
+def test_human_output_shows_bands_and_provenance():
+    r = run_cli("estimate", *QWEN, "--concurrency", "32")
+    assert r.code == 0
+    assert "TTFT ms" in r.out and "range" in r.out and "from: servewise performance model" in r.out
+
+
+def test_grid_equals_loop_and_is_fast():
+    """The search evaluates candidate grids in one call: it must equal element-wise calls."""
+    ctx = ctx_for("--concurrency", "32")
+    tp = np.array([1, 2, 4, 8])[:, None]
+    conc = np.array([1.0, 16.0, 64.0])[None, :]
+    kw = dict(max_num_batched_tokens=8192, max_num_seqs=1024, fraction=0.9)
+    g = agg_grid(ctx, tp, concurrency=conc, **kw)
+    assert g.ttft_s.shape == (4, 3) and g.ttft_band_s[0].shape == (4, 3)
+    for i, p in enumerate([1, 2, 4, 8]):
+        for j, c in enumerate([1.0, 16.0, 64.0]):
+            one = agg_grid(ctx, p, concurrency=c, **kw)
+            for a, b in ((one.ttft_s, g.ttft_s), (one.tpot_s, g.tpot_s),
+                         (one.output_tokens_per_s, g.output_tokens_per_s), (one.ttft_band_s[1], g.ttft_band_s[1])):
+                assert float(a) == pytest.approx(b[i, j], rel=1e-9)
+    big_tp = np.array([1, 2, 4, 8])[:, None, None]
+    big_c = np.geomspace(1, 1024, 64)[None, :, None]
+    big_tokens = np.array([2048, 8192, 16384])[None, None, :]
+    start = time.perf_counter()
+    big = agg_grid(ctx, big_tp, concurrency=big_c, max_num_batched_tokens=big_tokens, max_num_seqs=1024, fraction=0.9)
+    assert big.ttft_s.shape == (4, 64, 3)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_disagg_grid_broadcasts_worker_counts():
+    ctx = ctx_for("--concurrency", "64")
+    y = np.array([1.0, 2.0, 3.0])
+    g = disagg_grid(ctx, (4, 1, 1, 1), (4, 1, 1, 1), 1.0, y, concurrency=64.0, prefill_budget=8192,
+                    prefill_max_seqs=16, decode_budget=8192, decode_max_seqs=1024, fraction=0.9)
+    assert g.tpot_s.shape == (3,) and np.all(np.diff(g.tpot_s) < 0)
+
+
+def test_calibration_file_is_complete_and_named():
+    cal = load_calibration()
+    assert set(COEFFICIENTS) <= set(cal.global_)
+    assert cal.dataset and cal.fitted and cal.method and cal.rows_used > 0
+    for key, seg in cal.segments.items():
+        assert key.count("/") == 2
+        for q in (seg.ttft, seg.tpot, seg.throughput):
+            assert q.lo <= 0 <= q.hi or q.n == 0
+
+
+def test_bands_widen_where_the_model_extrapolates():
+    cal = load_calibration()
+    fitted = coverage("hopper", "vllm", "dense", cal)
+    unseen_gpu = coverage("ampere", "vllm", "dense", cal)
+    assert fitted.widen == 0 and not fitted.reasons
+    assert unseen_gpu.widen > 0 and any("no measurements on ampere" in r for r in unseen_gpu.reasons)
+    ctx = build_context(flags.profile_from_args(build_parser().parse_args(
+        ["estimate", "--model", "Qwen/Qwen3-32B", "--gpu", "a100-sxm-80gb", "--gpus", "4", "--tp", "4",
+         "--isl", "4000", "--osl", "500"])))
+    t = perf_target(ctx)
+    assert t.generation == "ampere"
+    g = agg_grid(ctx, 4, concurrency=32.0, max_num_batched_tokens=2048, max_num_seqs=256, fraction=0.9)
+    lo, hi = g.tpot_band_s
+    h = agg_grid(ctx_for("--concurrency", "32"), 4, concurrency=32.0, max_num_batched_tokens=8192,
+                 max_num_seqs=1024, fraction=0.9)
+    assert float(hi / lo) > float(h.tpot_band_s[1] / h.tpot_band_s[0])
+    assert "no measurements on ampere" in g.coverage.provenance

@@ -1,0 +1,64 @@
+"""Advice when nothing meets the SLA: concrete numbers, each confirmed by planning again with the change."""
+
+from __future__ import annotations
+
+import pytest
+
+from servewise.estimator import plan
+from servewise.estimator.advice import nice_up
+from servewise.profiles.store import profile_from_dict
+
+from .test_search import profile
+
+
+def _apply(p, change: dict):  # type: ignore[no-untyped-def]
+    doc = p.model_dump(mode="json")
+    for path, value in change.items():
+        section, key = path.split(".")
+        doc[section][key] = value
+    return profile_from_dict(doc, path="test")
+
+
+@pytest.mark.parametrize("x, up", [(347.2, 350), (14.3, 15), (1.234, 1.3), (5.0, 5.0), (999.1, 1000)])
+def test_nice_up_rounds_up_to_two_significant_figures(x, up):
+    assert nice_up(x) == pytest.approx(up)
+
+
+def test_memory_bound_request_gets_gpu_count_and_max_length():
+    """Llama 3.1 8B at its 131k context on one 24 GB card: the KV cache cannot hold one request."""
+    p = profile(gpu="rtx-4090", gpus=1, load={"concurrency": 4}, modes=("agg",))
+    r = plan(p)
+    assert not r.feasible and "KV cache" in r.reason
+    kinds = {a.kind: a for a in r.advice}
+    assert {"more_gpus", "shorter_context"} <= set(kinds)
+    assert kinds["more_gpus"].change == {"hardware.gpus_per_node": 2, "hardware.nodes": 1}
+    mml = kinds["shorter_context"].value
+    assert isinstance(mml, int) and mml % 1024 == 0 and str(mml) in kinds["shorter_context"].message
+    for a in r.advice:                                   # each holds when followed
+        assert plan(_apply(p, a.change)).feasible, a.message
+    assert not plan(_apply(p, {"model.max_model_len": mml + 1024})).feasible   # and is the largest
+
+
+def test_tight_targets_get_the_smallest_relaxation():
+    p = profile(gpus=2, load={"concurrency": 32}, ttft=100, tpot=5, modes=("agg",))
+    r = plan(p)
+    assert not r.feasible
+    relax = [a for a in r.advice if a.kind in ("relax_ttft", "relax_tpot", "relax_sla")]
+    assert relax
+    for a in relax:
+        assert a.best is not None and a.best.meets_sla
+        assert plan(_apply(p, a.change)).feasible, a.message
+        if a.kind != "relax_sla":               # one target moved: 10% less would not do (2-figure rounding)
+            (key, v), = a.change.items()
+            assert not plan(_apply(p, {key: v * 0.9})).feasible
+
+
+def test_trtllm_fp8_advice_names_an_fp8_checkpoint():
+    """TensorRT-LLM does not quantize at load, so FP8 advice points at the catalog's FP8 checkpoint."""
+    p = profile(model="Qwen/Qwen3-32B", gpu="h200-sxm", gpus=8, isl=4000, osl=500, engine="trtllm",
+                load={"max_throughput": True}, ttft=300, tpot=5)
+    r = plan(p)
+    assert not r.feasible
+    fp8 = [a for a in r.advice if a.kind == "quantize_weights"]
+    assert fp8 and fp8[0].change == {"model.id": "Qwen/Qwen3-32B-FP8"}
+    assert plan(_apply(p, fp8[0].change)).feasible
