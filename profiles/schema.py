@@ -8,6 +8,7 @@ so v1 can stay frozen; a change of shape means v2 and a migration (``migrations.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from typing import Annotated, Any, Literal
@@ -352,7 +353,7 @@ class Profile(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Profile:
-        check_strings(self)
+        check_values(self)
         hw = self.hardware
         if self.plan is not None:
             if self.plan.gpus > hw.total_gpus:
@@ -380,26 +381,32 @@ class Profile(_Strict):
         return self
 
 
-def _strings(value: Any, path: str):  # type: ignore[no-untyped-def]
-    """Every string in a profile (keys of free-form mappings included) with its field path."""
-    if isinstance(value, str):
+def _leaves(value: Any, path: str):  # type: ignore[no-untyped-def]
+    """Every string and number in a profile (keys of free-form mappings included) with its field path."""
+    if isinstance(value, str | float):
         yield path, value
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _strings(getattr(value, name), f"{path}.{name}" if path else name)
+            yield from _leaves(getattr(value, name), f"{path}.{name}" if path else name)
     elif isinstance(value, dict):
         for k, v in value.items():
             yield f"{path}.{k}", k
-            yield from _strings(v, f"{path}.{k}")
+            yield from _leaves(v, f"{path}.{k}")
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            yield from _strings(v, f"{path}[{i}]")
+            yield from _leaves(v, f"{path}[{i}]")
 
 
-def check_strings(part: BaseModel, prefix: str = "") -> None:
+def check_values(part: BaseModel, prefix: str = "") -> None:
     """No string in a profile (or a part of one, at field path ``prefix``) holds a control / format
-    character (bidi overrides, zero-width characters) or a value that looks like a credential."""
-    for path, text in _strings(part, prefix):
+    character (bidi overrides, zero-width characters) or a value that looks like a credential, and
+    no number is NaN or infinite (free-form mappings such as ``model.architecture`` included)."""
+    for path, value in _leaves(part, prefix):
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise FieldValueError(path, f"must be a finite number, not {value}")
+            continue
+        text = str(value)
         bad = next((c for c in text if unicodedata.category(c) in _REFUSED_CATEGORIES), None)
         if bad is not None:
             raise FieldValueError(path, f"contains the invisible or control character U+{ord(bad):04X} "

@@ -15,7 +15,7 @@ from servewise.perfdata.errors import located
 from servewise.profiles.atomic import atomic_write_text
 from servewise.profiles.errors import ProfileError
 from servewise.profiles.migrations import migrate
-from servewise.profiles.schema import PATTERN_MEANING, FieldValueError, Profile, check_strings
+from servewise.profiles.schema import PATTERN_MEANING, FieldValueError, Profile, check_values
 from servewise.profiles.yamlio import MAX_PROFILE_BYTES, dumps, loads_strict
 
 M = TypeVar("M", bound=BaseModel)
@@ -61,7 +61,7 @@ def validated(cls: type[M], data: Any, *, field: str | None = None, path: str | 
     of a profile built from flags or detection rather than read from a file)."""
     try:
         part = cls.model_validate(data)
-        check_strings(part, field or "")
+        check_values(part, field or "")
     except ValidationError as e:
         sub, msg = validation_message(e)
         raise ProfileError(msg, path=path, field=".".join(p for p in (field, sub) if p) or None) from None

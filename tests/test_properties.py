@@ -30,7 +30,8 @@ from .conftest import EXAMPLES
 from .test_render_scripts import SCRIPT_ENV
 from .validators.stubs import run_script
 
-FEW = settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+FEW = settings(max_examples=30, derandomize=True, database=None, deadline=None,
+               suppress_health_check=list(HealthCheck))
 
 # Text a user may type into a free-form field: anything printable (any script, emoji, shell and YAML
 # metacharacters), nothing invisible, nothing that looks like a credential.
