@@ -15,7 +15,8 @@ from servewise.perfdata.errors import located
 from servewise.profiles.atomic import atomic_write_text
 from servewise.profiles.errors import ProfileError
 from servewise.profiles.migrations import migrate
-from servewise.profiles.schema import PATTERN_MEANING, FieldValueError, Profile, check_values
+from servewise.profiles.schema import PATTERN_MEANING, Profile
+from servewise.profiles.values import FieldValueError, check_values
 from servewise.profiles.yamlio import MAX_PROFILE_BYTES, dumps, loads_strict
 
 M = TypeVar("M", bound=BaseModel)
