@@ -48,8 +48,7 @@ HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "
             "allreduce_efficiency", "allreduce_latency_s", "alltoall_efficiency", "alltoall_latency_s")
 ENGINE = ("step_overhead_s", "seq_overhead_s", "layer_overhead_graph_s", "layer_overhead_eager_s",
           "request_overhead_s", "prefill_group_requests")
-ENGINE_HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "attention_efficiency",
-                   "moe_efficiency")   # kernels differ per engine
+ENGINE_HARDWARE = ("gemm_efficiency", "gemm_efficiency_8bit", "gemm_efficiency_4bit", "attention_efficiency")   # kernels differ per engine
 GLOBAL = ("roofline_sharpness", "requests_per_client", "moe_imbalance")
 PRIOR_WEIGHT = 0.05          # per parameter, in units of log-residual
 MIN_ROWS_ENGINE_GEN = 60     # rows an engine needs on a generation for its own kernel efficiencies

@@ -8,6 +8,7 @@ from servewise.estimator.errors import ConfigError
 from servewise.estimator.perf_estimate import agg_perf, disagg_perf
 from servewise.estimator.resolve import quantization_note
 from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
+from servewise.estimator.user_calibration import apply_to_estimate
 from servewise.perfdata import get_gpu
 from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
 
@@ -35,6 +36,11 @@ def estimate(profile: Profile) -> Estimate:
 
 
 def estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
+    """The estimate of ``plan``, with the profile's user calibration applied where it was measured."""
+    return apply_to_estimate(_estimate_in_context(ctx, plan), ctx.profile, ctx.engine.version)
+
+
+def _estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
     common = dict(model=ctx.model.id, gpu=ctx.hardware.gpu.id, engine=ctx.engine_name,
                   engine_version=ctx.engine.version, gpus=plan.gpus, max_model_len=ctx.max_model_len, plan=plan)
     assumptions = _assumptions(ctx)

@@ -279,6 +279,11 @@ class Calibration(_Strict):
     points: list[CorrectionPoint] = Field(default_factory=list)
     sidecar: str | None = Field(default=None, max_length=400, pattern=_SIDECAR.pattern,
                                 description="a results file next to the profile")
+    deployment: str | None = Field(default=None, max_length=500, pattern=_SAFE_TEXT.pattern,
+                                   description="the configuration measured; the points apply only to it "
+                                               "(null: to any)")
+    isl: Tokens | None = Field(default=None, description="input tokens per request when measured")
+    osl: Tokens | None = Field(default=None, description="output tokens per request when measured")
 
 
 # ----------------------------------------------------------------------------- deploy

