@@ -194,6 +194,13 @@ def render_with(*extra: str, out: Callable[[Path], Path] = lambda t: t / "out") 
     return setup
 
 
+def bench(*extra: str) -> Setup:
+    def setup(tmp: Path, _mp: Any) -> list[str]:
+        argv = ["bench", "--profile", str(EXAMPLE), "--url", "http://127.0.0.1:9", "--no-progress", *extra]
+        return argv if "--results" in extra else [*argv, "--results", str(tmp / "r.json")]
+    return setup
+
+
 def _foreign_dir(tmp: Path) -> Path:
     (tmp / "home").mkdir()
     (tmp / "home" / "thesis.tex").write_text("years of work\n")
@@ -247,6 +254,15 @@ CLI_FLAGS = [
          "refusing to replace it, even with --force"),
     Case("wizard-without-terminal", "flag", lambda t, _mp: ["wizard", "--save", str(t / "p.yaml")], 2,
          "the wizard needs a terminal"),
+    Case("bench-url-not-http", "flag", bench("--url", "file:///etc/passwd"), 2, "--url: expected http(s)://"),
+    Case("bench-url-escape-sequence", "flag", bench("--url", "http://x\x1b[2J/"), 2, "--url: expected http(s)://"),
+    Case("bench-url-credentials", "flag", bench("--url", "http://bob:hunter2@127.0.0.1:9"), 2,
+         "--url: holds credentials"),
+    Case("bench-api-key-env-not-a-name", "flag", bench("--api-key-env", "A=B;rm -rf ~"), 2,
+         "--api-key-env: 'A=B;rm -rf ~' is not an environment variable name"),
+    Case("bench-model-token", "flag", bench("--model", HF_TOKEN), 2, "--model: give the served model name"),
+    Case("bench-results-not-json", "flag", bench("--results", "/tmp"), 2, "--results: expected a .json path"),
+    Case("bench-sweep-not-numbers", "flag", bench("--concurrency-sweep", "1,two"), 2, "--concurrency-sweep"),
 ]
 
 

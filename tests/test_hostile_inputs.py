@@ -111,3 +111,20 @@ def test_a_shell_command_in_a_model_folder_reaches_the_engine_as_one_argument(tm
     volumes = [v for svc in compose["services"].values() for v in svc.get("volumes", [])]
     assert any(isinstance(v, dict) and v.get("source") == folder for v in volumes)
     assert json.loads((out / "plan.json").read_text())["model"]["id"] == folder
+
+
+def test_bench_results_never_keep_a_token_an_endpoint_echoed(tmp_path, monkeypatch):
+    import servewise.wizard.bench.report as report
+
+    token = "hf_" + "Zq7" * 12
+    monkeypatch.setattr(report, "json_text", lambda r: f'{{"error": "401: bad token {token}"}}\n')
+    monkeypatch.setattr(report, "csv_text", lambda r: f"level,error\n1,Authorization: Bearer {token}\n")
+
+    class Report:
+        def model_copy(self, update):  # type: ignore[no-untyped-def]
+            return self
+
+    report.save_results(Report(), tmp_path / "r.json")
+    for name in ("r.json", "r.csv"):
+        text = (tmp_path / name).read_text()
+        assert token not in text and "[redacted]" in text, text
