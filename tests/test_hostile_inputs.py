@@ -128,3 +128,22 @@ def test_bench_results_never_keep_a_token_an_endpoint_echoed(tmp_path, monkeypat
     for name in ("r.json", "r.csv"):
         text = (tmp_path / name).read_text()
         assert token not in text and "[redacted]" in text, text
+
+
+def test_what_a_driver_reports_is_cleaned_before_it_is_printed_or_stored(tmp_path, monkeypatch):
+    """A GPU name with an escape sequence, a bidi override and a newline, and a nonsense memory size:
+    detection prints and records a clean, bounded name and treats the size as not reported."""
+    import servewise.profiles.detect as detect_module
+
+    from . import fake_nvml as fake
+
+    name = "NVIDIA H100\x1b]0;owned\x07 \u202eXX\n$(id)" + "N" * 500
+    scenario = fake.FakeNvml([fake.FakeDevice(name, 10**12)])
+    monkeypatch.setattr(detect_module, "_import_nvml", lambda: scenario)
+    r = run_cli("detect", "--json")
+    assert r.code == 0 and r.out.isascii() and "\\u001b" not in r.out and "\\u202e" not in r.out
+    gpu = json.loads(r.out)["gpus"][0]
+    assert gpu["name"].startswith("NVIDIA H100]0;owned XX $(id)NNN") and len(gpu["name"]) == 96
+    assert gpu["memory_total_bytes"] is None
+    r = run_cli("detect")
+    assert r.code == 0 and (r.out + r.err).replace("\n", "").isprintable()
