@@ -5,8 +5,9 @@ a re-run costs a fraction of a second).
 Tried in order, each on its own:
 - the smallest TTFT target (TPOT kept) and the smallest TPOT target (TTFT kept) some candidate meets; when
   neither alone suffices, both, for the candidate that misses by the least;
-- more GPUs: whole nodes, doubling up to ``MAX_GPU_FACTOR`` x the budget, then the smallest node count
-  between the last failure and the first success;
+- more GPUs: whole nodes, doubling up to ``MAX_GPU_FACTOR`` x the budget (stopping when a doubling
+  brings nothing closer to the SLA), then the smallest node count between the last failure and the first
+  success;
 - FP8 weights (a 16-bit checkpoint quantized online, where the engine does it and the GPU has FP8), and
   an FP8 KV cache;
 - a shorter max_model_len (when memory is what fails): halving down to ISL + OSL, then the largest
@@ -22,12 +23,13 @@ import numpy as np
 
 from servewise.estimator.context import Context, build_context
 from servewise.estimator.results import Advice, Candidate
-from servewise.estimator.search import SearchOptions, SearchOutcome, Sla, run_search
+from servewise.estimator.search import SearchOptions, SearchOutcome, Sla, run_search, shortfall
 from servewise.perfdata.errors import ServewiseError
 from servewise.profiles.store import profile_from_dict
 
 MAX_GPU_FACTOR = 8
 MAX_GPUS = 4096
+NO_GAIN = 0.02          # a doubling of the GPUs that brings the nearest candidate < 2% closer ends the search
 
 
 def nice_up(x: float) -> float:
@@ -84,11 +86,23 @@ def _with(ctx: Context, edit: Callable[[dict], None]) -> Context | None:
 
 
 def _try(ctx: Context | None, opts: SearchOptions, sla: Sla | None = None) -> tuple[Context, Candidate] | None:
+    return _search(ctx, opts, sla)[0]
+
+
+def _search(ctx: Context | None, opts: SearchOptions, sla: Sla | None = None
+            ) -> tuple[tuple[Context, Candidate] | None, float]:
+    """(the plan's choice with this change, or None; the smallest SLA shortfall of anything that fits)."""
     if ctx is None:
-        return None
+        return None, math.inf
     out = run_search(ctx, opts, sla)
     best = _best(ctx, out)
-    return (ctx, best) if best is not None else None
+    return ((ctx, best) if best is not None else None), nearest(out)
+
+
+def nearest(outcome: SearchOutcome) -> float:
+    """The smallest factor by which a candidate that fits misses the SLA (1 = meets it; inf: none fits)."""
+    return min((float(shortfall(r, outcome.sla).min()) for r in outcome.ranked.values() if len(r.table)),
+               default=math.inf)
 
 
 def relaxations(ctx: Context, outcome: SearchOutcome, opts: SearchOptions) -> list[Advice]:
@@ -143,7 +157,9 @@ def _both(outcome: SearchOutcome) -> tuple[float, float] | None:
     return pick
 
 
-def more_gpus(ctx: Context, opts: SearchOptions) -> Advice | None:
+def more_gpus(ctx: Context, opts: SearchOptions, shortfall_now: float) -> Advice | None:
+    """Doubling the GPUs stops early once a doubling brings no candidate closer to the SLA (more
+    replicas cannot lower the latency of one, and TP stops at the node)."""
     hw = ctx.profile.hardware
     per_node = hw.gpus_per_node
     full = max(per_node, ctx.hardware.gpu.gpus_per_node)
@@ -157,9 +173,13 @@ def more_gpus(ctx: Context, opts: SearchOptions) -> Advice | None:
 
     total = hw.total_gpus
     tried, hit = total, None
+    prev = shortfall_now
     while hit is None and tried < min(total * MAX_GPU_FACTOR, MAX_GPUS):
         lo, tried = tried, tried * 2
-        hit = _try(sized(tried), opts)
+        hit, short = _search(sized(tried), opts)
+        if hit is None and short >= prev * (1.0 - NO_GAIN):
+            return None
+        prev = short
     if hit is None:
         return None
     step = min(tried, full)
@@ -256,7 +276,7 @@ def advise(ctx: Context, outcome: SearchOutcome, opts: SearchOptions) -> list[Ad
         return []
     fits = any(t["ok"].any() for t in outcome.tables.values())
     out = relaxations(ctx, outcome, opts) if fits else []
-    g = more_gpus(ctx, opts)
+    g = more_gpus(ctx, opts, nearest(outcome))
     if g:
         out.append(g)
     out += quantize(ctx, opts)

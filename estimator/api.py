@@ -7,12 +7,10 @@ from servewise.estimator.context import Context, build_context, check_parallelis
 from servewise.estimator.errors import ConfigError
 from servewise.estimator.perf_estimate import agg_perf, disagg_perf
 from servewise.estimator.resolve import quantization_note
-from servewise.estimator.results import Candidate, Estimate, PlanResult, RoleEstimate
+from servewise.estimator.results import Estimate, PlanResult, RoleEstimate
 from servewise.estimator.user_calibration import apply_to_estimate
 from servewise.perfdata import get_gpu
-from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
-
-DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
+from servewise.profiles.schema import AggPlan, DisaggPlan, Profile
 
 
 def default_memory_fraction(ctx: Context, tp: int = 1, pp: int = 1) -> float:
@@ -113,11 +111,12 @@ def plan_in_context(ctx: Context, opts) -> PlanResult:  # type: ignore[no-untype
                   gpus=hw.total_gpus, max_model_len=ctx.max_model_len, objective=ctx.profile.search.objective)
     outcome = run_search(ctx, opts)
     result = plan_result(ctx, outcome, common)
-    assumptions = _assumptions(ctx) + _search_assumptions(ctx, outcome)
+    searched = _search_assumptions(ctx, outcome)
     if result.chosen is None:
-        return result.model_copy(update={"advice": advise(ctx, outcome, opts), "assumptions": assumptions})
+        return result.model_copy(update={"advice": advise(ctx, outcome, opts),
+                                         "assumptions": _assumptions(ctx) + searched})
     est = estimate_in_context(ctx, result.chosen.plan)
-    return result.model_copy(update={"chosen_estimate": est, "assumptions": est.assumptions + assumptions[3:]})
+    return result.model_copy(update={"chosen_estimate": est, "assumptions": est.assumptions + searched})
 
 
 def _search_assumptions(ctx: Context, outcome) -> list[str]:  # type: ignore[no-untyped-def]

@@ -24,11 +24,13 @@ MISSING_LISTED = 4      # near misses listed per mode (smallest shortfall first)
 PARETO_LISTED = 16
 TIE = 0.005             # objectives within 0.5% are a tie (a request rate fixes tokens/s per GPU)
 MODE_NAMES = {"agg": "aggregated", "disagg": "disaggregated"}
-STATISTICS = {"mean": "the point estimate (the model predicts the mean over requests)",
-              "p50": "the point estimate (fixed-length requests: the median request is at or below the mean)",
-              "p90": "the band's high end (80% central interval of held-out errors: its 90th percentile)",
-              "p99": "the band's high end extrapolated to the 99th percentile (log-normal errors: "
-                     "value x (high / value)^(z99 / z90))"}
+STATISTICS = {"mean": "compared on the point estimate, which predicts the mean over requests",
+              "p50": "compared on the point estimate; with fixed-length requests the median request is at or "
+                     "below the mean",
+              "p90": "compared on the value measurements stay under in 90% of held-out cases, read off the "
+                     "estimate's band assuming log-normal errors",
+              "p99": "compared on the value measurements stay under in 99% of held-out cases, the estimate's "
+                     "band extrapolated assuming log-normal errors"}
 
 
 def _r(x: float, nd: int = 3) -> float:

@@ -14,11 +14,14 @@ X ms" is checked by re-running the selection, not by a second model.
 - ``max_throughput``: offline; replicas fill the GPUs and the per-rank batch is swept.
 
 **SLA statistic** (``sla.percentile``): the performance model predicts the mean over requests, with a
-band that is the 80% central interval of its held-out errors (``uncertainty``). ``mean`` and ``p50``
+band that is the central ``band_level`` interval of its held-out errors (``uncertainty``,
+``perfdata/calibration.yaml``; 90%, so its high end is their 95th percentile). ``mean`` and ``p50``
 compare the point estimate (fixed-length requests in a steady state: the median request is at or below
-the mean, which the closed-loop first wave skews upward); ``p90`` compares the band's high end, the
-value the measured figure stays under in 9 of 10 held-out cases; ``p99`` extrapolates that end to the
-99th percentile assuming log-normal errors: ``value x (high / value) ^ (z99 / z90)``.
+the mean, which the closed-loop first wave skews upward). ``p90`` and ``p99`` compare the value the
+measured figure stays under in 90% / 99% of held-out cases, read off the band assuming log-normal
+errors: ``value x (high / value) ^ (z_p / z_high)`` with ``z_high`` the normal quantile of the band's
+high end (``percentile_exponent``). This stands in for a per-request percentile: the model has no
+request-to-request spread of its own beyond the closed loop's first wave.
 
 **Objective** (``search.objective``): output tokens/s per GPU over the GPUs a candidate is charged for
 (``search_space.charged_gpus``: the GPUs it uses under a concurrency or a rate; the whole budget at max
@@ -37,8 +40,7 @@ import numpy as np
 
 from servewise.estimator.context import Context
 
-Z90, Z99 = 1.2815515655446004, 2.3263478740408408
-PERCENTILE_EXPONENT = {"mean": 0.0, "p50": 0.0, "p90": 1.0, "p99": Z99 / Z90}
+PERCENTILE_PROBABILITY = {"mean": None, "p50": None, "p90": 0.90, "p99": 0.99}
 FRACTION_PREFERENCE = 0.01
 METRIC_COLUMNS = ("ttft", "ttft_lo", "ttft_hi", "tpot", "tpot_lo", "tpot_hi", "thr", "thr_lo", "thr_hi", "rps",
                   "conc", "gpus", "charged")
@@ -125,9 +127,24 @@ class Ranked:
         return int(self.order[0])
 
 
+def percentile_exponent(percentile: str, band_level: float | None = None) -> float:
+    """k in ``value x (high / value) ^ k``: 0 for mean and p50; z_p / z_((1 + band_level) / 2) for p90 and
+    p99 (the band's high end is the (1 + band_level) / 2 quantile of the held-out errors)."""
+    p = PERCENTILE_PROBABILITY[percentile]
+    if p is None:
+        return 0.0
+    from statistics import NormalDist
+
+    from servewise.perfdata.calibration import load_calibration
+
+    level = band_level if band_level is not None else load_calibration().band_level
+    z = NormalDist().inv_cdf
+    return z(p) / z((1.0 + level) / 2.0)
+
+
 def at_percentile(value: np.ndarray, high: np.ndarray, percentile: str) -> np.ndarray:
     """The SLA statistic from a point estimate and its band's high end (module docstring)."""
-    k = PERCENTILE_EXPONENT[percentile]
+    k = percentile_exponent(percentile)
     if k == 0.0:
         return value
     with np.errstate(divide="ignore", invalid="ignore"):

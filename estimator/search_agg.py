@@ -5,8 +5,9 @@ Per load (``search.LoadSpec``):
 
 - concurrency ``C``: replicas ``r`` from 1 to the GPUs (and to ``C``), each worker's ``max_num_seqs`` is
   its share ``ceil(C / (r x dp))``; the candidate serves the load when nothing queues outside the engine;
-- request rate ``R``: replicas from 1 to the GPUs, ``R / r`` each, at the engine's default batch limit;
-  the candidate sustains the rate when the model finds a steady state (finite TTFT);
+- request rate ``R``: ``R / r`` each, at the engine's default batch limit, for the replica counts around
+  what the rate needs (``search_space.rate_replicas``); the candidate sustains the rate when the model
+  finds a steady state (finite TTFT);
 - max throughput: replicas fill the GPUs; ``max_num_seqs`` sweeps ``search_space.BATCH_GRID`` up to what
   the KV cache holds, and the batch runs full.
 """
@@ -20,7 +21,7 @@ from servewise.estimator.context import Context
 from servewise.estimator.performance import agg_grid
 from servewise.estimator.search import LoadSpec, SearchOptions, Table, empty_table
 from servewise.estimator.search_space import (
-    BATCH_GRID, budgets, charged_gpus, default_fraction, engine_defaults_by_tp, fractions, layouts,
+    BATCH_GRID, budgets, charged_gpus, default_fraction, engine_defaults_by_tp, fractions, layouts, rate_replicas,
 )
 from servewise.estimator.serving import kv_capacity_requests
 
@@ -34,6 +35,18 @@ def _replicas(rmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     li = np.repeat(np.arange(len(rmax)), rmax)
     starts = np.repeat(np.cumsum(rmax) - rmax, rmax)
     return li, np.arange(len(li)) - starts + 1
+
+
+def worker_capacity_rps(ctx: Context, lay) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Requests/s one worker of each layout sustains at most: its max-throughput steady state at the
+    engine's default batch limit, step budget and memory fraction (0 where it does not fit)."""
+    seqs, tokens = engine_defaults_by_tp(ctx, lay.tp)
+    frac = default_fraction(ctx, lay.tp, lay.pp, tokens, seqs)
+    mem = membudget.memory_terms(ctx, lay.tp, lay.pp, lay.ep, lay.dp, seqs, tokens, frac)
+    kv = np.asarray(mem.kv_cache_tokens, dtype=np.float64)
+    g = agg_grid(ctx, lay.tp, lay.pp, lay.dp, lay.ep, max_num_batched_tokens=tokens, max_num_seqs=seqs,
+                 fraction=frac, kv_tokens=np.maximum(kv, 1.0), max_throughput=True)
+    return np.where(np.asarray(mem.feasible), np.broadcast_to(g.requests_per_s, kv.shape), 0.0)
 
 
 def agg_rows(ctx: Context, load: LoadSpec, opts: SearchOptions) -> dict[str, np.ndarray]:
@@ -50,10 +63,13 @@ def agg_rows(ctx: Context, load: LoadSpec, opts: SearchOptions) -> dict[str, np.
         reps = packed[li]
         seqs = np.tile(BATCH_GRID, len(lay))
     else:
-        rmax = packed
+        rmin, rmax = np.ones_like(packed), packed
         if load.kind == "concurrency":
             rmax = np.minimum(rmax, int(load.value // 1))
-        li, reps = _replicas(rmax)
+        else:
+            rmin, rmax = rate_replicas(load.value, worker_capacity_rps(ctx, lay), rmax)
+        li, reps = _replicas(rmax - rmin + 1)
+        reps = reps + rmin[li] - 1
         L = lay.take(li)
         if load.kind == "concurrency":
             seqs = np.ceil(load.value / (reps * L.dp)).astype(np.int64)

@@ -5,19 +5,21 @@ The full product (prefill layout x decode layout x x x y x replicas x budgets x 
 to evaluate whole on big budgets, so two cheap screens come first, each one broadcast call:
 
 1. **prefill**: every prefill layout x step budget alone (one worker, one client): its own prompt
-   latency and its prompt capacity per GPU. Rows whose latency cannot meet the TTFT target are dropped;
-   of the rest the Pareto front of (latency, capacity per GPU) and the best by capacity are kept
-   (``SearchOptions.prefill_keep``).
+   latency and its prompt capacity per GPU. Rows whose latency cannot meet the TTFT target are dropped
+   (unless none can: then the nearest stay, for the near misses and the advice); of the rest the Pareto
+   front of (latency, capacity per GPU) and the best by capacity are kept (``SearchOptions.prefill_keep``).
 2. **decode**: every decode layout x memory fraction x batch with the batch full and prefill not limiting:
-   its TPOT and decode capacity per GPU. Rows whose TPOT misses the target are dropped; per layout and
-   fraction the best capacity per GPU ranks them; the front of (TPOT at its smallest batch, capacity) and
+   its TPOT and decode capacity per GPU. Rows whose TPOT misses the target are dropped (unless all do);
+   per layout and fraction the best capacity per GPU ranks them; the front of (TPOT at its smallest batch, capacity) and
    the best are kept (``decode_keep``).
 
 Then every kept prefill x kept decode x worker counts (``x * prefill GPUs + y * decode GPUs`` within the
 budget, each up to ``max_workers``) x replicas of the system is evaluated in one call, under the load:
 concurrency ``C`` split over replicas (decode ``max_num_seqs = ceil(C / (R y dp))``), a request rate
-``R`` (the closed loop's concurrency found by the same fixed point ``estimate`` uses), or max throughput
-(replicas fill the budget; the decode batch is one of the screen's best).
+``R`` (replica counts around what it needs and pools neither idle nor saturated, from the screens'
+capacities, ``search_space.rate_replicas`` and ``POOL_UTILIZATION``; the closed loop's concurrency found
+by the same fixed point ``estimate`` uses), or max throughput (the
+most replicas that pack; the decode batch is one of the screen's).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from servewise.estimator import budget as membudget
 from servewise.estimator.context import Context
 from servewise.estimator.pareto import pareto_mask
 from servewise.estimator.performance import disagg_grid
-from servewise.estimator.search import PERCENTILE_EXPONENT, LoadSpec, SearchOptions, Sla, Table, empty_table
+from servewise.estimator.search import LoadSpec, SearchOptions, Sla, Table, empty_table, percentile_exponent
 from servewise.estimator.search_space import (
-    BATCH_GRID, budgets, charged_gpus, default_fraction, engine_defaults_by_tp, fractions, layouts, nodes_needed,
+    BATCH_GRID, budgets, charged_gpus, default_fraction, engine_defaults_by_tp, fractions, layouts, most_replicas,
+    nodes_needed, rate_replicas,
     prefill_gpu,
 )
 from servewise.estimator.serving import kv_capacity_requests
@@ -38,6 +41,10 @@ from servewise.estimator.serving import kv_capacity_requests
 ROLE_COLUMNS = ("tp", "pp", "dp", "ep", "workers", "seqs", "budget", "fraction")
 DISAGG_COLUMNS = tuple(f"{r}_{c}" for r in ("p", "d") for c in ROLE_COLUMNS) + (
     "replicas", "kv_tokens", "weights_bytes", "kv_cache_bytes", "kv_transfer")
+# Under a request rate, each pool's utilisation (rate / its capacity from the screens) kept: a pool busy
+# less than a quarter of the time spends GPUs the objective counts for nothing; past 3x the screens
+# capacity the rate is not sustained (the margin covers their approximation).
+POOL_UTILIZATION = (0.25, 3.0)
 BIG_PREFILL_POOL = 1.0e4       # prefill workers assumed in the decode screen, so prefill never limits it
 
 
@@ -108,9 +115,11 @@ def screen_prefill(ctx: Context, sla: Sla, opts: SearchOptions, ref_decode: dict
     pt = g.point
     lat = np.broadcast_to(pt.prefill_s, rows["tp"].shape)
     hi = lat * np.broadcast_to(g.ttft_band_s[1] / np.maximum(g.ttft_s, 1e-30), lat.shape)
-    lat_stat = _stat(lat, hi, PERCENTILE_EXPONENT[sla.percentile])
+    lat_stat = _stat(lat, hi, percentile_exponent(sla.percentile))
     cap = np.broadcast_to(pt.prefill_capacity_rps, lat.shape) / (rows["tp"] * rows["pp"] * rows["dp"])
     good = np.isfinite(lat_stat) & ((lat_stat <= sla.ttft_s) if sla.ttft_s is not None else True)
+    if not good.any():            # none can meet TTFT: keep the nearest, so the plan shows misses and advice
+        good = np.isfinite(lat_stat)
     idx = np.flatnonzero(good)
     keep = idx[_keep(lat[idx], cap[idx], cap[idx], opts.prefill_keep)]
     out = {k: v[keep] for k, v in rows.items()}
@@ -157,10 +166,12 @@ def screen_decode(ctx: Context, sla: Sla, opts: SearchOptions, load: LoadSpec, r
                     fraction=rows["fraction"], prefill_gpu_id=prefill_gpu(ctx).id, decode_gpu_id=ctx.hardware.gpu.id,
                     decode_kv_tokens=rows["kv"])
     tpot = np.broadcast_to(g.tpot_s, rows["tp"].shape)
-    tpot_stat = _stat(tpot, np.broadcast_to(g.tpot_band_s[1], tpot.shape), PERCENTILE_EXPONENT[sla.percentile])
+    tpot_stat = _stat(tpot, np.broadcast_to(g.tpot_band_s[1], tpot.shape), percentile_exponent(sla.percentile))
     gpus = rows["tp"] * rows["pp"] * rows["dp"]
     cap = np.broadcast_to(g.point.decode_capacity_rps, tpot.shape) * wl.osl / gpus
     good = np.isfinite(tpot_stat) & ((tpot_stat <= sla.tpot_s) if sla.tpot_s is not None else True)
+    if not good.any():            # none can meet TPOT: keep the nearest, so the plan shows misses and advice
+        good = np.isfinite(tpot_stat)
     rows["cap_per_gpu"] = np.where(good, cap, 0.0)
     # one entry per (layout, fraction): its best batch by capacity, its smallest TPOT
     group = rows["layout"] * 1000 + np.round(rows["fraction"] * 1000).astype(np.int64)
@@ -218,29 +229,42 @@ def final_rows(ctx: Context, load: LoadSpec, opts: SearchOptions, pre: dict, dec
     gd = D["tp"] * D["pp"] * D["dp"]
     ip, idd, x, y = _pairs(gp, gd, total, opts.max_workers)
     s = x * gp[ip] + y * gd[idd]
-    if prefill_gpu(ctx) is ctx.hardware.gpu:   # one pool of nodes: the system's workers must pack onto them
-        hw = ctx.hardware
+    hw = ctx.hardware
+    one_pool = prefill_gpu(ctx) is hw.gpu    # one pool of nodes: all replicas' workers must pack onto it
+    if one_pool:
         fits = nodes_needed([(x, gp[ip]), (y, gd[idd])], hw.gpus_per_node) <= hw.nodes
         ip, idd, x, y, s = ip[fits], idd[fits], x[fits], y[fits], s[fits]
-    j = np.zeros(len(x), dtype=np.int64)
-    if load.kind == "max_throughput":
-        table = dec["batches"]                     # (kept decode, batch slot) -> decode row, -1 = none
-        li, j = _expand((table >= 0).sum(axis=1)[idd])
-        ip, idd, x, y, s = ip[li], idd[li], x[li], y[li], s[li]
     rmax = total // s
-    if load.kind == "concurrency":
-        rmax = np.minimum(rmax, (load.value // (y * D["dp"][idd])).astype(np.int64))
-    group, r0 = _expand(rmax)
-    ip, idd, x, y, j, reps = ip[group], idd[group], x[group], y[group], j[group], r0 + 1
-    keep = np.ones(len(reps), dtype=bool)
-    if prefill_gpu(ctx) is ctx.hardware.gpu:   # all replicas together: prefill workers first, then decode
-        hw = ctx.hardware
-        keep = nodes_needed([(reps * x, gp[ip]), (reps * y, gd[idd])], hw.gpus_per_node) <= hw.nodes
     if load.kind == "max_throughput":          # replicas fill the budget: the most that pack
-        most = np.zeros(len(rmax), dtype=np.int64)
-        np.maximum.at(most, group[keep], reps[keep])
-        keep &= reps == most[group]
-    ip, idd, x, y, j, reps = ip[keep], idd[keep], x[keep], y[keep], j[keep], reps[keep]
+        if one_pool:
+            rmax = most_replicas([(x, gp[ip]), (y, gd[idd])], rmax, hw.gpus_per_node, hw.nodes)
+        ok = rmax >= 1
+        ip, idd, x, y, reps = ip[ok], idd[ok], x[ok], y[ok], rmax[ok]
+        table = dec["batches"]                 # (kept decode, batch slot) -> decode row, -1 = none
+        li, j = _expand((table >= 0).sum(axis=1)[idd])
+        ip, idd, x, y, reps = ip[li], idd[li], x[li], y[li], reps[li]
+    else:
+        rmin = np.ones_like(rmax)
+        if load.kind == "concurrency":
+            rmax = np.minimum(rmax, (load.value // (y * D["dp"][idd])).astype(np.int64))
+        else:                                  # around what the rate needs (search_space.rate_replicas)
+            mu_p = pre["cap_per_gpu"][ip] * gp[ip]
+            mu_d = D["cap_per_gpu"][idd] * gd[idd] / ctx.profile.workload.osl
+            rmin, rmax = rate_replicas(load.value, np.minimum(x * mu_p, y * mu_d), rmax)
+        group, r0 = _expand(rmax - rmin + 1)
+        ip, idd, x, y, reps = ip[group], idd[group], x[group], y[group], rmin[group] + r0
+        if load.kind == "request_rate":         # neither pool idle most of the time nor past saturation
+            with np.errstate(divide="ignore"):
+                rho_p = load.value / (reps * x * mu_p[group])
+                rho_d = load.value / (reps * y * mu_d[group])
+            low, high = POOL_UTILIZATION       # one worker (and one replica) is the least there can be
+            busy = (rho_p <= high) & (rho_d <= high) & ((rho_p >= low) | (x == 1)) & \
+                ((rho_d >= low) | (y == 1)) & ((reps == 1) | (np.maximum(rho_p, rho_d) >= low))
+            ip, idd, x, y, reps = ip[busy], idd[busy], x[busy], y[busy], reps[busy]
+        j = np.zeros(len(x), dtype=np.int64)
+        if one_pool:
+            keep = nodes_needed([(reps * x, gp[ip]), (reps * y, gd[idd])], hw.gpus_per_node) <= hw.nodes
+            ip, idd, x, y, j, reps = ip[keep], idd[keep], x[keep], y[keep], j[keep], reps[keep]
     if load.kind == "max_throughput":
         seqs = dec["rows"]["seqs"][dec["batches"][idd, j]]
     elif load.kind == "concurrency":

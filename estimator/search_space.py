@@ -201,6 +201,40 @@ def charged_gpus(used, total: int, load) -> np.ndarray:  # type: ignore[no-untyp
     return np.full(used.shape, float(total)) if load.kind == "max_throughput" else used
 
 
+RATE_REPLICAS_LOW, RATE_REPLICAS_HIGH = 0.3, 3.0
+
+
+def rate_replicas(rate: float, capacity_rps, rmax) -> tuple[np.ndarray, np.ndarray]:
+    """Replica counts worth evaluating under a request rate: from ``0.8 x rate / capacity`` (below that
+    the replicas cannot keep up; the margin absorbs the capacity estimate's error) to ``3 x`` that plus 2
+    (more replicas only lower each one's load - the objective, tokens/s per GPU, falls as 1 / replicas
+    because the rate fixes the throughput - and a third of capacity leaves ample latency headroom).
+    ``capacity_rps``: one replica's saturated rate. Returns (low, high) arrays, high < low where none."""
+    cap = np.asarray(capacity_rps, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        need = np.where(cap > 0, rate / cap, np.inf)
+    low = np.maximum(np.floor(RATE_REPLICAS_LOW * need), 1.0)
+    high = np.minimum(np.ceil(RATE_REPLICAS_HIGH * need) + 2.0, np.asarray(rmax, dtype=np.float64))
+    low = np.where(np.isfinite(low), low, 1.0).astype(np.int64)
+    high = np.where(np.isfinite(need), high, 0.0).astype(np.int64)
+    return low, np.maximum(high, low - 1)
+
+
+def most_replicas(per_replica: list[tuple[np.ndarray, np.ndarray]], rmax, gpus_per_node: int,
+                  nodes: int) -> np.ndarray:
+    """The most replicas (at most ``rmax``) whose workers pack onto ``nodes`` (``nodes_needed``), each
+    replica adding ``count`` workers of ``size`` GPUs per group: a vectorised bisection (packing is
+    monotone in the replica count)."""
+    hi = np.asarray(rmax, dtype=np.int64).copy()
+    lo = np.zeros_like(hi)
+    while np.any(lo < hi):
+        mid = (lo + hi + 1) // 2
+        fits = nodes_needed([(mid * c, s) for c, s in per_replica], gpus_per_node) <= nodes
+        lo = np.where(fits, mid, lo)
+        hi = np.where(fits, hi, mid - 1)
+    return lo
+
+
 def nodes_needed(groups: list[tuple[np.ndarray, np.ndarray]], gpus_per_node: int) -> np.ndarray:
     """Nodes the workers take when placed in order, each group (count, GPUs per worker) in turn, each worker
     on the first node with room after the previous one and never split across nodes (a worker larger than

@@ -125,3 +125,13 @@ def test_plan_json_imports_no_pandas_scipy_or_textual():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0 []"
+
+
+def test_text_chart_edges():
+    from servewise.wizard.textchart import scatter
+
+    assert scatter([]) == ["(no points to draw)"]
+    one = scatter([(10.0, 5.0, "*")], width=20, height=4, vline=10.0)
+    assert one[0].endswith("*") and all(len(line) <= 27 for line in one)
+    lines = scatter([(1, 1, "a"), (2, 3, "A"), (3, 2, "*")], width=20, height=5, vline=2.5, x_label="x")
+    assert "A" in lines[0] and ":" in lines[1] and lines[-1].strip() == "x"

@@ -12,9 +12,10 @@ import pytest
 from servewise.estimator.api import estimate_in_context, plan_in_context
 from servewise.estimator.context import build_context
 from servewise.estimator.pareto import pareto_mask
-from servewise.estimator.search import Sla, SearchOptions, run_search, select
+from servewise.estimator.search import Sla, SearchOptions, percentile_exponent, run_search, select
 from servewise.estimator.search_space import budgets, layouts
 from servewise.perfdata import get_gpu
+from servewise.perfdata.calibration import load_calibration
 from servewise.profiles.schema import AggPlan, DisaggPlan, Worker
 from servewise.profiles.store import profile_from_dict
 
@@ -120,6 +121,11 @@ def test_candidates_match_estimate_and_serve_the_load(load):
     assert r.feasible and r.load.kind == next(iter(load))
     assert r.chosen_estimate.perf.output_tokens_per_s == pytest.approx(r.chosen.perf.output_tokens_per_s, rel=1e-4)
     assert r.chosen_estimate.perf.ttft_ms == pytest.approx(r.chosen.perf.ttft_ms, rel=1e-4)
+    assert set(r.best) == {"agg", "disagg"} and all(r.best.values())
+    for best in r.best.values():             # each mode's best is what `estimate` says of its plan
+        est = estimate_in_context(ctx, best.plan).perf
+        for k in ("ttft_ms", "tpot_ms", "output_tokens_per_s", "concurrency", "requests_per_s"):
+            assert getattr(est, k) == pytest.approx(getattr(best.perf, k), rel=1e-3, abs=2e-3), (best.mode, k)
     for mode, cands in r.candidates.items():
         for c in cands:
             if not c.meets_sla:
@@ -157,8 +163,12 @@ def test_percentile_uses_the_band():
     p99 = select(t, Sla(0.5, 0.02, "p99"), "output_tokens_per_s_per_gpu")
     ok = t["ok"]
     assert np.array_equal(mean.tpot_stat[ok], t["tpot"][ok]) and np.array_equal(p50.meets, mean.meets)
-    assert np.allclose(p90.tpot_stat[ok], t["tpot_hi"][ok])
-    assert np.all(p99.tpot_stat[ok] >= p90.tpot_stat[ok])
+    level = load_calibration().band_level                  # the band's high end is its (1 + level) / 2 quantile
+    assert percentile_exponent("p90", 0.8) == pytest.approx(1.0)      # an 80% band's high end is p90 itself
+    assert percentile_exponent("p99", 0.9) == pytest.approx(2.3263 / 1.6449, rel=1e-4)
+    k90 = percentile_exponent("p90", level)
+    assert np.allclose(p90.tpot_stat[ok], t["tpot"][ok] * (t["tpot_hi"][ok] / t["tpot"][ok]) ** k90)
+    assert np.all(p90.tpot_stat[ok] >= t["tpot"][ok]) and np.all(p99.tpot_stat[ok] >= p90.tpot_stat[ok])
     assert p99.meets.sum() <= p90.meets.sum() <= mean.meets.sum()
 
 

@@ -109,7 +109,8 @@ def _fraction(c: Candidate) -> str:
 def comparison_table(r: PlanResult) -> list[str]:
     modes = list(r.best)
     rows: list[tuple[str, list[str]]] = []
-    cells = {m: r.best[m] for m in modes}
+    # a mode with nothing meeting the SLA shows its nearest miss (the first listed candidate), marked so
+    cells = {m: r.best[m] or next(iter(r.candidates.get(m) or []), None) for m in modes}
 
     def add(label: str, f) -> None:  # type: ignore[no-untyped-def]
         rows.append((label, [f(c) if c is not None else "-" for c in cells.values()]))
@@ -130,7 +131,8 @@ def comparison_table(r: PlanResult) -> list[str]:
     if r.gpu_hour_usd:
         add("$ / M output tokens", lambda c: _with_band(c.cost_per_million_tokens_usd,
                                                         c.cost_per_million_tokens_usd_range))
-    heads = ["", *(MODE_TITLES[m] + ("" if cells[m] is not None else " (none meets the SLA)") for m in modes)]
+    heads = ["", *(MODE_TITLES[m] + ("" if r.best[m] is not None else " (nearest miss)" if cells[m] is not None
+                                     else " (nothing fits)") for m in modes)]
     width = [max(len(x) for x in [heads[i], *(row[1][i - 1] if i else row[0] for row in rows)])
              for i in range(len(heads))]
     out = ["  ".join(h.ljust(w) for h, w in zip(heads, width)).rstrip()]
@@ -162,7 +164,8 @@ def format_plan(r: PlanResult) -> str:
         lines.append(f"load: {r.load.meaning}")
     if r.sla:
         targets = [f"{k} <= {v:g} ms" for k, v in (("TTFT", r.sla.ttft_ms), ("TPOT", r.sla.tpot_ms)) if v]
-        lines.append(f"SLA: {', '.join(targets) or 'none'} ({r.sla.percentile}: {r.sla.statistic})")
+        lines.append(f"SLA: {', '.join(targets)} ({r.sla.percentile}, {r.sla.statistic})" if targets else
+                     "SLA: none (no TTFT or TPOT target: throughput alone decides)")
     lines.append("")
     if r.best:
         lines += comparison_table(r)
