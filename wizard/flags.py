@@ -168,16 +168,18 @@ def add_parallel_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{role}-workers", type=_positive_int, default=1, help=f"{role} workers (default 1)")
 
 
-def refuse_request_flags_with_profile(a: argparse.Namespace) -> None:
+def refuse_request_flags_with_profile(a: argparse.Namespace, allowed: tuple[str, ...] = ()) -> None:
     """``--profile P`` takes every input from P: a request flag given with it would be ignored, so
-    it is refused instead (the profile is edited, or replayed with ``--set``)."""
+    it is refused instead (the profile is edited, or replayed with ``--set``). ``allowed`` flags are
+    ones the command applies on top of a profile."""
     if not getattr(a, "profile", None):
         return
     probe = argparse.ArgumentParser(add_help=False)
     for add in (add_model_hardware_flags, add_detect_flags, add_workload_flags, add_parallel_flags):
         add(probe)
     given = [act.option_strings[0] for act in probe._actions
-             if act.option_strings and hasattr(a, act.dest) and getattr(a, act.dest) != act.default]
+             if act.option_strings and act.option_strings[0] not in allowed and hasattr(a, act.dest)
+             and getattr(a, act.dest) != act.default]
     if given:
         raise UsageError(f"{', '.join(given)}: cannot be combined with --profile, which gives every input; edit the "
                          "profile, or drop --profile and give the request as flags")
