@@ -99,6 +99,8 @@ def plan(profile: Profile, *, memory_fraction: float | None = None) -> PlanResul
     from servewise.estimator.search import SearchOptions
 
     ctx = build_context(profile)
+    if memory_fraction is None:
+        memory_fraction = profile.search.memory_fraction
     return plan_in_context(ctx, SearchOptions(fraction=memory_fraction))
 
 

@@ -41,6 +41,11 @@ def build_context(profile: Profile) -> Context:
     if profile.model.kv_cache_dtype not in engine.kv_cache_dtypes:
         raise ConfigError(f"{profile.engine.name} {engine.version} has no {profile.model.kv_cache_dtype} KV cache",
                           field="model.kv_cache_dtype")
+    if (model.engine_quantization or model.quant.method == "online") and \
+            engine.quantization.flag_value(None, model.weights.name) is None:
+        raise ConfigError(f"{profile.engine.name} {engine.version} cannot quantize a {model.checkpoint_dtype} "
+                          f"checkpoint to {model.weights.name} at load time; use a pre-quantized "
+                          f"{model.weights.name} checkpoint of the model", field="model.weights_dtype")
     gpu = hardware.gpu
     if model.weights.compute_dtype == "fp4" and not gpu.fp4_supported and model.weights.name == "nvfp4":
         raise ConfigError(f"{gpu.name} has no FP4 tensor cores; NVFP4 checkpoints need Blackwell",

@@ -77,7 +77,7 @@ def memory_estimate(ctx: Context, w: Worker, gpu_memory_bytes: int | None = None
     per_token = f(t.kv_bytes_per_token)
     per_layer = f(kv_bytes_per_token_layer(req.model, w.tp, req.kv_dtype, req.engine))
     return MemoryEstimate(
-        weights_bytes=int(round(f(t.weights_bytes))), kv_cache_bytes=int(round(f(t.kv_cache_bytes))),
+        weights_bytes=int(round(f(t.weights_bytes))), kv_cache_bytes=max(0, int(round(f(t.kv_cache_bytes)))),
         activation_bytes=int(round(f(t.activation_bytes))), cuda_graph_bytes=int(round(f(t.cuda_graph_bytes))),
         other_bytes=int(round(f(t.other_bytes))), total_bytes=int(round(f(t.total_bytes))),
         budget_bytes=int(round(f(t.budget_bytes))), gpu_memory_bytes=req.memory_bytes,

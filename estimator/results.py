@@ -27,7 +27,8 @@ class MemoryEstimate(_Out):
     """Per GPU of one worker, in bytes (keys: ARCHITECTURE.md section 3; formulas: estimator/budget.py)."""
 
     weights_bytes: int
-    kv_cache_bytes: int = Field(description="what the engine's rule leaves for the KV cache (negative: short)")
+    kv_cache_bytes: int = Field(description="what the engine's rule leaves for the KV cache (0 when the other "
+                                            "terms exceed the budget; overflow.bytes says by how much)")
     activation_bytes: int = Field(description="peak transient memory of the engine's start-up profile")
     cuda_graph_bytes: int
     other_bytes: int = Field(description="non-torch memory: CUDA context growth, NCCL / all-reduce buffers")

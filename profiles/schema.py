@@ -9,12 +9,12 @@ so v1 can stay frozen; a change of shape means v2 and a migration (``migrations.
 from __future__ import annotations
 
 import re
-import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from servewise.profiles.secrets import secret_flag_with_value, token_kind
+from servewise.profiles.secrets import secret_flag_with_value
+from servewise.profiles.values import FieldValueError, check_values
 
 SCHEMA_VERSION = 1
 
@@ -54,17 +54,6 @@ PATTERN_MEANING = {
     _IMAGE.pattern: "must be a container image such as vllm/vllm-openai:v0.33.0 (registry/name:tag[@sha256:...])",
     _SIDECAR.pattern: "must be a file path relative to the profile's folder (no leading '/', no control characters)",
 }
-# Unicode categories refused in every string: control, format (bidi overrides, zero-width
-# characters), surrogates, private use, line and paragraph separators.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
-
-
-class FieldValueError(ValueError):
-    """A cross-field check that failed on ``field`` (a dotted path from where it was raised)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 def dns1123(value: str, max_len: int = 63) -> str:
@@ -189,6 +178,9 @@ class Search(_Strict):
     objective: Literal["output_tokens_per_s_per_gpu", "tokens_per_s_per_user", "cost_per_million_tokens"] = \
         "output_tokens_per_s_per_gpu"
     gpu_hour_usd: Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False)] | None = None
+    memory_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = Field(
+        default=None, description="fix the engine's memory fraction (its own semantics); null = the search "
+                                  "tries the engine default and its neighbours")
 
     @field_validator("modes")
     @classmethod
@@ -357,7 +349,7 @@ class Profile(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Profile:
-        check_strings(self)
+        check_values(self)
         hw = self.hardware
         if self.plan is not None:
             if self.plan.gpus > hw.total_gpus:
@@ -383,34 +375,3 @@ class Profile(_Strict):
                                       "give it to the engine through its environment variable (e.g. VLLM_API_KEY) "
                                       "or a Kubernetes Secret instead")
         return self
-
-
-def _strings(value: Any, path: str):  # type: ignore[no-untyped-def]
-    """Every string in a profile (keys of free-form mappings included) with its field path."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _strings(getattr(value, name), f"{path}.{name}" if path else name)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield f"{path}.{k}", k
-            yield from _strings(v, f"{path}.{k}")
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            yield from _strings(v, f"{path}[{i}]")
-
-
-def check_strings(part: BaseModel, prefix: str = "") -> None:
-    """No string in a profile (or a part of one, at field path ``prefix``) holds a control / format
-    character (bidi overrides, zero-width characters) or a value that looks like a credential."""
-    for path, text in _strings(part, prefix):
-        bad = next((c for c in text if unicodedata.category(c) in _REFUSED_CATEGORIES), None)
-        if bad is not None:
-            raise FieldValueError(path, f"contains the invisible or control character U+{ord(bad):04X} "
-                                        f"({unicodedata.name(bad, 'unnamed')}); remove it")
-        kind = token_kind(text)
-        if kind:
-            raise FieldValueError(path, f"looks like {kind}; servewise never stores secrets in a profile: "
-                                        "keep it in the environment (HF_TOKEN) or a Kubernetes Secret "
-                                        "(deploy.hf_token_secret) and remove it here")

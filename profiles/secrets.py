@@ -40,6 +40,14 @@ def token_kind(text: str) -> str | None:
     return None
 
 
+def redact(text: str) -> str:
+    """``text`` with every token-like value replaced by ``[redacted]`` (for what servewise records
+    from outside, such as an endpoint's error messages)."""
+    for pattern in TOKEN_PATTERNS.values():
+        text = pattern.sub("[redacted]", text)
+    return text
+
+
 def secret_flag_with_value(args: list[str]) -> tuple[int, str] | None:
     """The first ``--api-key VALUE`` / ``--api-key=VALUE`` in an argument list, as (index, flag)."""
     for i, arg in enumerate(args):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -14,7 +15,8 @@ from servewise.perfdata.errors import located
 from servewise.profiles.atomic import atomic_write_text
 from servewise.profiles.errors import ProfileError
 from servewise.profiles.migrations import migrate
-from servewise.profiles.schema import PATTERN_MEANING, FieldValueError, Profile, check_strings
+from servewise.profiles.schema import PATTERN_MEANING, Profile
+from servewise.profiles.values import FieldValueError, check_values
 from servewise.profiles.yamlio import MAX_PROFILE_BYTES, dumps, loads_strict
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,7 +62,7 @@ def validated(cls: type[M], data: Any, *, field: str | None = None, path: str | 
     of a profile built from flags or detection rather than read from a file)."""
     try:
         part = cls.model_validate(data)
-        check_strings(part, field or "")
+        check_values(part, field or "")
     except ValidationError as e:
         sub, msg = validation_message(e)
         raise ProfileError(msg, path=path, field=".".join(p for p in (field, sub) if p) or None) from None
@@ -102,16 +104,19 @@ def parse_profile(text: str, *, path: str | None = None) -> Profile:
 
 
 def load_profile(path: str | os.PathLike[str]) -> Profile:
-    """Read, migrate and validate a profile file; raises ``ProfileError`` (exit 2)."""
-    p = Path(path)
+    """Read, migrate and validate a profile file (``-``: standard input); raises ``ProfileError``
+    (exit 2). At most ``MAX_PROFILE_BYTES`` are read, so a device or a pipe cannot stall it."""
     shown = str(path)
     try:
-        if p.is_dir():
-            raise ProfileError("is a directory, not a profile file", path=shown)
-        size = p.stat().st_size
-        if size > MAX_PROFILE_BYTES:
-            raise ProfileError(f"file is larger than {MAX_PROFILE_BYTES // 1024} KiB; not a profile", path=shown)
-        raw = p.read_bytes()
+        if shown == "-":
+            shown = "<stdin>"
+            raw = _read_limited(sys.stdin.buffer, shown)
+        else:
+            p = Path(path)
+            if p.is_dir():
+                raise ProfileError("is a directory, not a profile file", path=shown)
+            with open(p, "rb") as f:
+                raw = _read_limited(f, shown)
     except FileNotFoundError:
         raise ProfileError("no such file", path=shown) from None
     except PermissionError:
@@ -123,6 +128,13 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     except UnicodeDecodeError:
         raise ProfileError("not UTF-8 text", path=shown) from None
     return parse_profile(text, path=shown)
+
+
+def _read_limited(f: BinaryIO, shown: str) -> bytes:
+    raw = f.read(MAX_PROFILE_BYTES + 1)
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"file is larger than {MAX_PROFILE_BYTES // 1024} KiB; not a profile", path=shown)
+    return raw
 
 
 def profile_to_dict(profile: Profile) -> dict[str, Any]:

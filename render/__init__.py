@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from servewise.profiles.schema import Profile
+from servewise.profiles.secrets import token_kind
 from servewise.render import engines
 from servewise.render.context import RenderContext, build_render_context
 from servewise.render.errors import RenderError
@@ -40,6 +41,11 @@ def render(profile: Profile, targets: Iterable[str] | None = None) -> dict[str, 
         files.update(TARGETS[t](rc))
     files.update(render_plan_json(rc))
     files.update(render_readme(rc, sorted(files)))
+    for rel, text in files.items():  # the profile is checked on load; this holds whatever builds it
+        kind = token_kind(text)
+        if kind:
+            raise RenderError(f"{rel} would contain {kind}; servewise writes secrets by reference only "
+                              "(environment variables, Kubernetes Secrets)")
     return dict(sorted(files.items()))
 
 

@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from servewise.perfdata.errors import ServewiseError
 from servewise.profiles import load_profile, save_profile
 from servewise.render import render
-from servewise.render.output import read_tree, write_tree
+from servewise.render.output import is_artifact_dir, read_tree, write_tree
 from servewise.wizard.detected import Detected, Detector, detect_local, not_asked
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.planning import PlanOutcome, compute_outcome
@@ -253,6 +253,10 @@ class WizardApp(App[int]):
             self.push_screen(MessageScreen("Could not render the artifacts", str(e)))
             return
         out = draft.artifacts_path()
+        if files is not None and out.is_dir() and not is_artifact_dir(out):
+            self.push_screen(MessageScreen("Choose another artifacts folder", f"{out} holds files servewise did not "
+                                           "write; servewise never replaces such a folder"))
+            return
         existing = read_tree(out) if files is not None else None
         if files is not None and existing and existing != files:
             self.push_screen(ConfirmScreen("Replace the artifacts?", f"{out} already holds other files; "

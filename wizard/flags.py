@@ -31,6 +31,7 @@ FIELD_FLAGS = {
     "workload.load.request_rate": "--request-rate", "workload.load": "--concurrency/--request-rate",
     "sla.ttft_ms": "--ttft-ms", "sla.tpot_ms": "--tpot-ms", "sla.percentile": "--sla-percentile",
     "engine.name": "--engine", "engine.version": "--engine-version", "search.gpu_hour_usd": "--gpu-hour-usd",
+    "search.memory_fraction": "--gpu-memory-utilization",
     "plan": "--tp/--pp/--dp/--replicas", "plan.mode": "--mode", "plan.replicas": "--replicas",
     **{f"plan.{role}.{key}": flag for role in ("worker", "prefill", "decode") for key, flag in (
         ("pp", "--pp"), ("dp", "--dp"), ("ep", "--ep"), ("max_num_seqs", "--max-num-seqs"),
@@ -167,16 +168,18 @@ def add_parallel_flags(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{role}-workers", type=_positive_int, default=1, help=f"{role} workers (default 1)")
 
 
-def refuse_request_flags_with_profile(a: argparse.Namespace) -> None:
+def refuse_request_flags_with_profile(a: argparse.Namespace, allowed: tuple[str, ...] = ()) -> None:
     """``--profile P`` takes every input from P: a request flag given with it would be ignored, so
-    it is refused instead (the profile is edited, or replayed with ``--set``)."""
+    it is refused instead (the profile is edited, or replayed with ``--set``). ``allowed`` flags are
+    ones the command applies on top of a profile."""
     if not getattr(a, "profile", None):
         return
     probe = argparse.ArgumentParser(add_help=False)
     for add in (add_model_hardware_flags, add_detect_flags, add_workload_flags, add_parallel_flags):
         add(probe)
     given = [act.option_strings[0] for act in probe._actions
-             if act.option_strings and hasattr(a, act.dest) and getattr(a, act.dest) != act.default]
+             if act.option_strings and act.option_strings[0] not in allowed and hasattr(a, act.dest)
+             and getattr(a, act.dest) != act.default]
     if given:
         raise UsageError(f"{', '.join(given)}: cannot be combined with --profile, which gives every input; edit the "
                          "profile, or drop --profile and give the request as flags")
@@ -239,7 +242,8 @@ def inputs_from_args(a: argparse.Namespace) -> dict:
     sla = validated(Sla, dict(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, percentile=a.sla_percentile), field="sla")
     workload = validated(Workload, dict(isl=isl, osl=osl, load=load), field="workload")
     engine = validated(Engine, dict(name=a.engine, version=a.engine_version), field="engine")
-    search = validated(Search, dict(gpu_hour_usd=getattr(a, "gpu_hour_usd", None)), field="search")
+    search = validated(Search, dict(gpu_hour_usd=getattr(a, "gpu_hour_usd", None),
+                                    memory_fraction=getattr(a, "gpu_memory_utilization", None)), field="search")
     validated(Model, dict(id=model_id, revision=getattr(a, "revision", None), max_model_len=a.max_model_len),
               field="model")
     model = validated(Model, dict(**model_fields(model_id, getattr(a, "revision", None)),

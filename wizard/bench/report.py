@@ -8,6 +8,7 @@ from pathlib import Path
 
 from servewise.estimator.user_calibration import applies
 from servewise.profiles.schema import Calibration, Profile
+from servewise.profiles.secrets import redact
 from servewise.profiles.store import atomic_write_text
 from servewise.wizard.bench.compare import calibration_from, compare_level, predictions, sla_verdict
 from servewise.wizard.bench.predict import Predictor
@@ -60,6 +61,6 @@ def save_results(report: BenchReport, results_json: Path) -> BenchReport:
     """Write ``results_json`` and its CSV twin (each atomically); the report lists both."""
     csv_path = results_json.with_suffix(".csv")
     report = report.model_copy(update={"files": [str(results_json), str(csv_path)]})
-    atomic_write_text(csv_path, csv_text(report))
-    atomic_write_text(results_json, json_text(report))
+    atomic_write_text(csv_path, redact(csv_text(report)))   # an endpoint's error text may echo a token
+    atomic_write_text(results_json, redact(json_text(report)))
     return report

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -100,14 +101,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def normalize_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url: expected http(s)://host[:port], got {url!r}")
+    from servewise.profiles.secrets import token_kind
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        raise UsageError(f"--url: expected http(s)://host[:port], got {url!r}") from None
     try:
         parts.port  # noqa: B018 - validates the port
     except ValueError:
         raise UsageError(f"--url: bad port in {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not url.strip().isprintable():
+        raise UsageError(f"--url: expected http(s)://host[:port], got {url!r}")
+    if parts.username or parts.password or token_kind(url):
+        raise UsageError("--url: holds credentials, which would be printed and recorded; give a bearer token "
+                         "through the environment instead (--api-key-env VAR)")
     path = parts.path.rstrip("/").removesuffix("/v1").rstrip("/")
     return f"{parts.scheme}://{parts.netloc}{path}"
 
@@ -154,8 +166,15 @@ def _resolved(profile: Profile) -> tuple[int | None, str | None, list[str]]:
 
 
 def settings_from(a: argparse.Namespace, profile: Profile, vocab_size: int | None) -> runner.Settings:
+    from servewise.profiles.secrets import token_kind
     from servewise.wizard.bench import runner
 
+    if a.api_key_env and not ENV_NAME.match(a.api_key_env):
+        raise UsageError(f"--api-key-env: {a.api_key_env!r} is not an environment variable name "
+                         "(letters, digits and '_', not starting with a digit)")
+    if a.model is not None and (not a.model.isprintable() or token_kind(a.model)):
+        raise UsageError("--model: give the served model name (no control characters, nothing token-like; "
+                         "the token goes in the environment: --api-key-env VAR)")
     key = os.environ.get(a.api_key_env, "") if a.api_key_env else ""
     gpus = profile.plan.gpus if profile.plan else profile.hardware.total_gpus
     return runner.Settings(url=normalize_url(a.url), model=a.model or profile.model.served_name or profile.model.id,

@@ -45,7 +45,7 @@ def pinned(profile: Profile, result: PlanResult) -> Profile:
 
 
 def run(a: argparse.Namespace) -> int:
-    flags.refuse_request_flags_with_profile(a)
+    flags.refuse_request_flags_with_profile(a, allowed=("--gpu-memory-utilization",))
     with located(path=a.profile):
         if a.profile:
             profile = load_profile(a.profile)

@@ -28,6 +28,18 @@ def _show(v: object) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
+def _number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def change_line(c) -> str:  # type: ignore[no-untyped-def]
+    """``path: old -> new``, with the relative change of a number (what a reviewer weighs)."""
+    line = f"{c.path}: {_show(c.old)} -> {_show(c.new)}"
+    if _number(c.old) and _number(c.new) and c.old:
+        line += f" ({(c.new - c.old) / abs(c.old):+.1%})"
+    return line
+
+
 def run_diff(a: argparse.Namespace) -> int:
     old, new = load_profile(a.old), load_profile(a.new)
     changes = diff_profiles(old, new)
@@ -39,10 +51,13 @@ def run_diff(a: argparse.Namespace) -> int:
     elif not changes:
         print("identical")
     else:
+        counts = []
         for section in ORDER:
             rows = [c for c in changes if c.section == section]
             if rows:
+                counts.append(f"{len(rows)} {section}")
                 print(f"{section}:")
                 for c in rows:
-                    print(f"  {c.path}: {_show(c.old)} -> {_show(c.new)}")
+                    print(f"  {change_line(c)}")
+        print(f"{len(changes)} change{'s' if len(changes) > 1 else ''} ({', '.join(counts)})")
     return ExitCode.DRIFT if (changes and a.exit_code) else ExitCode.OK

@@ -7,6 +7,7 @@ import argparse
 from servewise.estimator import plan
 from servewise.perfdata.errors import located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
+from servewise.profiles.diff import diff_profiles
 from servewise.profiles.overrides import apply_overrides
 from servewise.profiles.schema import Profile
 from servewise.wizard.exitcodes import ExitCode
@@ -60,6 +61,16 @@ def _same_configuration(a: Profile, b: Profile) -> bool:
     return da == db
 
 
+def drift_summary(pinned: Profile, fresh: Profile | None, limit: int = 4) -> str:
+    """What re-planning changed in the configuration, on one line."""
+    if fresh is None:
+        return "re-planning finds nothing feasible for the profile's inputs"
+    changes = [c for c in diff_profiles(pinned, fresh) if c.section == "plan"]
+    shown = "; ".join(f"{c.path} {c.old!r} -> {c.new!r}" for c in changes[:limit])
+    more = f"; and {len(changes) - limit} more" if len(changes) > limit else ""
+    return f"re-planning gives a different configuration than the pinned plan ({shown}{more})"
+
+
 def warn_if_other_hardware(profile: Profile) -> None:
     """A profile planned on detected GPUs names them (``hardware.fingerprint``); when this machine
     has GPUs and they differ, say so. Without a driver there is nothing to compare: replay needs no GPU."""
@@ -95,9 +106,8 @@ def run_replay(a: argparse.Namespace) -> int:
             doc["plan"] = result.chosen.plan.model_dump(mode="json")
             fresh = profile_from_dict(doc, path="replan")
         if profile.plan is not None and (fresh is None or not _same_configuration(profile, fresh)):
-            what = "re-planning finds nothing feasible" if fresh is None else \
-                "re-planning gives a different configuration than the pinned plan"
-            info(f"drift: {what} (servewise profile diff shows it; --replan renders the new plan)")
+            info(f"drift: {drift_summary(profile, fresh)}; `servewise --profile {a.profile} --replan --save P2` "
+                 "pins the new plan (then `servewise profile diff` compares them)")
             if a.strict:
                 code = ExitCode.DRIFT
     target = profile
