@@ -60,3 +60,18 @@ def oldest_compute_capability(rc: RenderContext) -> str:
     if hw.prefill_gpu:
         ccs.append(get_gpu(hw.prefill_gpu).compute_capability)
     return min(ccs, key=lambda c: tuple(int(x) for x in c.split(".")))
+
+
+def checkpoint_args(rc: RenderContext) -> list[str]:
+    """The flags vLLM and SGLang share for what is loaded: KV-cache dtype (in the engine's spelling),
+    quantization (only where it must be given) and the Hub revision."""
+    args: list[str] = []
+    kv = kv_dtype(rc)
+    if kv:
+        args += ["--kv-cache-dtype", kv]
+    q = quantization(rc)
+    if q:
+        args += ["--quantization", q]
+    if rc.profile.model.revision:
+        args += ["--revision", rc.profile.model.revision]
+    return args

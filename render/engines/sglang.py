@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from servewise.render.command import Command, suffixed, text
 from servewise.render.context import RenderContext
-from servewise.render.engines.common import kv_dtype, num, path, quantization
+from servewise.render.engines.common import checkpoint_args, num, path
 from servewise.render.errors import RenderError
 from servewise.render.flagindex import load_index
 from servewise.render.topology import BOOTSTRAP_BASE, Instance
@@ -61,14 +61,7 @@ def server_args(rc: RenderContext, inst: Instance, site, *, dynamo: bool = False
         args += ["--context-length", str(p.model.max_model_len)]
     args += ["--max-running-requests", str(w.max_num_seqs), "--chunked-prefill-size", str(w.max_num_batched_tokens),
              "--mem-fraction-static", num(w.gpu_memory_utilization)]
-    kv = kv_dtype(rc)
-    if kv:
-        args += ["--kv-cache-dtype", kv]
-    q = quantization(rc)
-    if q:
-        args += ["--quantization", q]
-    if p.model.revision:
-        args += ["--revision", p.model.revision]
+    args += checkpoint_args(rc)
     if inst.role != "agg":
         args += ["--disaggregation-mode", inst.role,
                  "--disaggregation-transfer-backend", p.deploy.kv_transfer]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from servewise.render.command import Command, text
-from servewise.render.engines.common import kv_dtype, num, path, quantization
+from servewise.render.engines.common import checkpoint_args, num, path
 from servewise.render.context import RenderContext
 from servewise.render.errors import RenderError
 from servewise.render.topology import Instance
@@ -45,14 +45,7 @@ def engine_args(rc: RenderContext, inst: Instance) -> list[str]:
         args += ["--max-model-len", str(p.model.max_model_len)]
     args += ["--max-num-seqs", str(w.max_num_seqs), "--max-num-batched-tokens", str(w.max_num_batched_tokens),
              "--gpu-memory-utilization", num(w.gpu_memory_utilization)]
-    kv = kv_dtype(rc)
-    if kv:
-        args += ["--kv-cache-dtype", kv]
-    q = quantization(rc)
-    if q:
-        args += ["--quantization", q]
-    if p.model.revision:
-        args += ["--revision", p.model.revision]
+    args += checkpoint_args(rc)
     if inst.role != "agg":
         args += ["--kv-transfer-config", kv_transfer_config(rc, inst.role)]
     return args
