@@ -271,7 +271,6 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
         np.asarray(prefill_seqs, dtype=np.float64)
     T = P + D
     bw = gpu.memory_bandwidth_bytes_per_s
-    peak16 = gpu.peak_flops("bf16")
     W = linear_params_per_gpu(a, tp)
     n = a.layer_counts
     h = a.hidden_size

@@ -112,7 +112,6 @@ def agg_grid(ctx: Context, tp: ArrayLike = 1, pp: ArrayLike = 1, dp: ArrayLike =
 def pools_link_bandwidth(ctx: Context, gpus: ArrayLike, prefill: PerfTarget) -> np.ndarray:
     """The link KV caches cross: the scale-up link when the whole xPyD system fits in one node, else the
     per-GPU scale-out network (the host PCIe link where the GPU spec has none)."""
-    hw = ctx.hardware
     inter = prefill.gpu.inter_node or prefill.gpu.host_link
     return np.where(np.asarray(gpus) <= prefill.scale_up_gpus, prefill.intra_link.bandwidth_bytes_per_s,
                     inter.bandwidth_bytes_per_s)
