@@ -46,7 +46,10 @@ def test_changes_are_grouped_and_exit_code(tmp_path):
 def test_estimates_section(tmp_path):
     a = load_profile(example_profiles()[0])
     doc = a.model_dump(mode="json")
-    doc["plan"]["estimates"] = {"ttft_ms": 100.0}
+    assert doc["plan"]["estimates"]["ttft_ms"] != 100.0      # examples pin their estimates
+    doc["plan"]["estimates"]["ttft_ms"] = 100.0
     b = profile_from_dict(doc)
     changes = diff_profiles(a, b)
-    assert [c.section for c in changes] == ["estimates"]
+    assert [(c.section, c.path) for c in changes] == [("estimates", "plan.estimates.ttft_ms")]
+    doc["plan"]["estimates"] = None
+    assert {c.section for c in diff_profiles(a, profile_from_dict(doc))} == {"estimates"}

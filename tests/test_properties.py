@@ -183,8 +183,8 @@ def test_the_estimator_never_returns_nan_or_negative_figures(profile: Profile):
 
 # ----------------------------------------------------------------------------- render
 RENDER_EXAMPLES = ["llama-3.1-8b-local-folder-vllm", "qwen3-32b-4xh100-sglang", "llama-3.1-70b-8xh100-disagg-vllm",
-                   "llama-3.1-8b-2xh100-dynamo-disagg-sglang", "llama-3.1-70b-2x4xh100-multinode-vllm",
-                   "qwen3-30b-a3b-4xh100-moe-ep-vllm"]
+                   "llama-3.1-8b-2xh100-dynamo-disagg-sglang", "llama-3.1-405b-2x8xh100-multinode-vllm",
+                   "qwen3-30b-a3b-8xh100-moe-ep-vllm"]
 
 
 @st.composite

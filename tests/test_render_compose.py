@@ -51,7 +51,7 @@ def test_compose_config_and_commands(shared_dir):
 
 
 def test_multinode_compose_needs_the_node_addresses(shared_dir):
-    r = examples()["llama-3.1-70b-2x4xh100-multinode-vllm"]
+    r = examples()["llama-3.1-405b-2x8xh100-multinode-vllm"]
     node1 = r.root / "compose" / "docker-compose.node1.yaml"
     try:
         compose_config(node1, {})

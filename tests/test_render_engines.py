@@ -98,22 +98,45 @@ def test_trtllm_disaggregated_server_configuration(shared_dir):
             assert set(s) <= set(top["server_section"]) | {"urls"}
         assert set(doc) - {"backend"} <= set(top["top_level"])
     k8s = dict(docs)["k8s"]
-    assert k8s["context_servers"]["urls"] == ["llama-3-1-70b-instruct-fp8-prefill-0:8100",
-                                              "llama-3-1-70b-instruct-fp8-prefill-1:8101"]
+    plan = r.profile.plan
+    n_prefill, n_decode = plan.prefill.workers, plan.decode.workers
+    assert n_prefill > 1, "the example shows several context servers behind one disaggregated server"
+    assert k8s["context_servers"]["urls"] == [f"llama-3-1-70b-instruct-fp8-prefill-{i}:{8100 + i}"
+                                              for i in range(n_prefill)]
+    assert k8s["generation_servers"]["urls"] == [f"llama-3-1-70b-instruct-fp8-decode-{i}:{8100 + n_prefill + i}"
+                                                 for i in range(n_decode)]
     services = {d["metadata"]["name"] for rel in ("k8s/prefill.yaml", "k8s/decode.yaml")
                 for d in yaml.safe_load_all(r.files[rel]) if d["kind"] == "Service"}
     for url in k8s["context_servers"]["urls"] + k8s["generation_servers"]["urls"]:
         assert url.split(":")[0] in services
 
 
-def test_sglang_attention_dp_is_spelled_per_version():
-    old = examples()["qwen3-30b-a3b-2xh100-moe-dynamo-sglang"].files["shell/serve_worker.sh"]
-    assert "--enable-dp-attention" in old and "--attn-dp-size" not in old          # 0.5.21
-    doc = profile_to_dict(load_profile(EXAMPLES / "qwen3-30b-a3b-2xh100-moe-dynamo-sglang.yaml"))
-    doc["engine"]["version"] = "0.5.23"
-    doc["deploy"]["runtime"] = "native"
-    new = render(profile_from_dict(doc), ["shell"])["shell/serve.sh"]
-    assert "--attn-dp-size 2" in new and "--enable-dp-attention" not in new and "--tp-size 2" in new
+ATTENTION_DP = {"plan__worker__tp": 1, "plan__worker__dp": 4, "plan__worker__ep": 4, "plan__worker__attention_dp": True,
+                "plan__worker__max_num_seqs": 32}
+
+
+def test_sglang_attention_dp_is_spelled_per_version(shared_dir):
+    """SGLang attention DP: ``--enable-dp-attention --dp-size`` up to 0.5.21 (Dynamo 1.6.1), ``--attn-dp-size``
+    from 0.5.23. No example pins it (the search does not choose it for their workloads), so the Dynamo SGLang
+    example's worker is made attention-DP here; both command lines pass the flag lists and carry the plan."""
+    from servewise.render.context import build_render_context
+
+    from .test_render_scripts import assert_modelled_values
+    from .validators.argv import parse_and_check
+
+    for version, runtime, script in (("0.5.21", "dynamo", "serve_worker.sh"), ("0.5.23", "native", "serve.sh")):
+        prof = _mutated("qwen3-30b-a3b-4xh100-moe-dynamo-sglang.yaml", engine__version=version,
+                        deploy__runtime=runtime, **ATTENTION_DP)
+        r = render_to(prof, f"sglang-attention-dp-{version}")
+        text = r.files[f"shell/{script}"]
+        if version == "0.5.21":
+            assert "--enable-dp-attention" in text and "--attn-dp-size" not in text
+        else:
+            assert "--attn-dp-size 4" in text and "--enable-dp-attention" not in text and "--tp-size 4" in text
+        cap = run_script(r.root / "shell" / script, {"INSTANCE": "0"}, f"sglang-attention-dp-{version}")
+        parsed = parse_and_check(shared_dir, cap.argv, r.versions)
+        inst = build_render_context(prof).role_instances("agg")[0]
+        assert_modelled_values(r, inst, parsed)
 
 
 def _mutated(name: str, **changes: Any):  # type: ignore[no-untyped-def]
@@ -136,14 +159,14 @@ def _mutated(name: str, **changes: Any):  # type: ignore[no-untyped-def]
      "cannot quantize a bf16 checkpoint to fp8 at load time"),
     ("llama-3.1-8b-fp8-2xh100-trtllm.yaml", {"plan__worker__dp": 2, "plan__replicas": 1},
      "TensorRT-LLM has no data-parallel engine replicas"),
-    ("llama-3.1-70b-2x8xh100-multinode-sglang.yaml", {"engine__name": "trtllm", "engine__version": "1.2.1"},
+    ("llama-3.1-405b-2x8xh100-multinode-sglang.yaml", {"engine__name": "trtllm", "engine__version": "1.2.1"},
      "spanning nodes needs an MPI launcher"),
     ("qwen3-32b-8xh200-dynamo-agg-vllm.yaml", {"engine__version": "0.33.0"},
      "Dynamo 1.6.1 runs vllm 0.31.0, but the profile pins 0.33.0"),
-    ("qwen3-30b-a3b-2xh100-moe-dynamo-sglang.yaml", {"engine__version": "0.5.23"},
+    ("qwen3-30b-a3b-4xh100-moe-dynamo-sglang.yaml", {"engine__version": "0.5.23"},
      "Dynamo 1.6.1 runs sglang 0.5.21"),
-    ("qwen3-30b-a3b-4xh100-moe-ep-vllm.yaml", {"plan__worker__ep": 2},
-     "vLLM's expert-parallel size is tp x dp = 4, not 2"),
+    ("qwen3-30b-a3b-8xh100-moe-ep-vllm.yaml", {"plan__worker__ep": 2},
+     "vLLM's expert-parallel size is tp x dp = 8, not 2"),
 ])
 def test_features_the_pinned_version_lacks_are_refused(name: str, changes: dict[str, Any], message: str):
     with pytest.raises(RenderError) as e:
@@ -206,7 +229,7 @@ def test_hostile_strings_reach_every_engine_as_one_argv_element(engine: str, ver
 def test_vllm_data_parallel_across_nodes():
     """DP ranks spread over two nodes: --data-parallel-size-local and start ranks; three nodes in one
     Kubernetes worker template cannot express per-node start ranks and are refused there."""
-    doc = profile_to_dict(load_profile(EXAMPLES / "qwen3-30b-a3b-4xh100-moe-ep-vllm.yaml"))
+    doc = profile_to_dict(load_profile(EXAMPLES / "qwen3-30b-a3b-8xh100-moe-ep-vllm.yaml"))
     doc["hardware"].update(gpus_per_node=4, nodes=2)
     doc["plan"]["worker"].update(tp=1, dp=8, ep=8)
     files = render(profile_from_dict(doc), ["shell", "k8s"])

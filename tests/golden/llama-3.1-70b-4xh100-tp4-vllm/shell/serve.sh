@@ -24,6 +24,6 @@ exec vllm serve \
     --served-model-name meta-llama/Llama-3.1-70B-Instruct \
     --tensor-parallel-size 4 \
     --max-model-len 16384 \
-    --max-num-seqs 64 \
-    --max-num-batched-tokens 8192 \
+    --max-num-seqs 32 \
+    --max-num-batched-tokens 2048 \
     --gpu-memory-utilization 0.92

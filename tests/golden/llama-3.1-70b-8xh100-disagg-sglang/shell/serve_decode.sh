@@ -24,8 +24,8 @@ exec python3 -m sglang.launch_server \
     --port 8101 \
     --tp-size 4 \
     --context-length 16384 \
-    --max-running-requests 128 \
+    --max-running-requests 32 \
     --chunked-prefill-size 8192 \
-    --mem-fraction-static 0.85 \
+    --mem-fraction-static 0.829 \
     --disaggregation-mode decode \
     --disaggregation-transfer-backend nixl

@@ -24,9 +24,9 @@ exec python3 -m sglang.launch_server \
     --port 8100 \
     --tp-size 4 \
     --context-length 16384 \
-    --max-running-requests 8 \
-    --chunked-prefill-size 16384 \
-    --mem-fraction-static 0.85 \
+    --max-running-requests 1 \
+    --chunked-prefill-size 4096 \
+    --mem-fraction-static 0.874 \
     --disaggregation-mode prefill \
     --disaggregation-transfer-backend nixl \
     --disaggregation-bootstrap-port 8998

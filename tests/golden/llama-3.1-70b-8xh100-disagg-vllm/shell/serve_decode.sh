@@ -25,7 +25,7 @@ exec vllm serve \
     --served-model-name meta-llama/Llama-3.1-70B-Instruct \
     --tensor-parallel-size 4 \
     --max-model-len 16384 \
-    --max-num-seqs 128 \
+    --max-num-seqs 48 \
     --max-num-batched-tokens 8192 \
-    --gpu-memory-utilization 0.9 \
+    --gpu-memory-utilization 0.92 \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'

@@ -27,7 +27,7 @@ exec vllm serve \
     --served-model-name meta-llama/Llama-3.1-70B-Instruct \
     --tensor-parallel-size 2 \
     --max-model-len 16384 \
-    --max-num-seqs 8 \
-    --max-num-batched-tokens 16384 \
-    --gpu-memory-utilization 0.9 \
+    --max-num-seqs 1 \
+    --max-num-batched-tokens 4096 \
+    --gpu-memory-utilization 0.92 \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'

@@ -10,14 +10,14 @@ if [[ -z "$MODEL" ]]; then
   MODEL=nvidia/Llama-3.1-70B-Instruct-FP8
 fi
 CONFIG_DIR="${CONFIG_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
-# Which instance of this role to start (0-based, 2 in the plan).
+# Which instance of this role to start (0-based, 3 in the plan).
 INSTANCE="${INSTANCE:-0}"
-if (( INSTANCE < 0 || INSTANCE >= 2 )); then
-  echo "INSTANCE must be between 0 and 1" >&2
+if (( INSTANCE < 0 || INSTANCE >= 3 )); then
+  echo "INSTANCE must be between 0 and 2" >&2
   exit 2
 fi
-GPU_SLICES=("0,1" "2,3")
-PORTS=("8100" "8101")
+GPU_SLICES=("0,1" "2,3" "4,5")
+PORTS=("8100" "8101" "8102")
 export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-${GPU_SLICES[$INSTANCE]}}"
 exec trtllm-serve \
     "${MODEL}" \
@@ -26,8 +26,8 @@ exec trtllm-serve \
     --backend pytorch \
     --tp_size 2 \
     --pp_size 1 \
-    --max_batch_size 4 \
-    --max_num_tokens 16384 \
+    --max_batch_size 1 \
+    --max_num_tokens 8192 \
     --max_seq_len 16384 \
-    --kv_cache_free_gpu_memory_fraction 0.85 \
+    --kv_cache_free_gpu_memory_fraction 0.9 \
     --extra_llm_api_options "${CONFIG_DIR}/trtllm-prefill.yaml"

@@ -10,14 +10,15 @@ hostname: 0.0.0.0
 port: 8000
 backend: pytorch
 context_servers:
-  num_instances: 2
+  num_instances: 3
   urls:
   - 127.0.0.1:8100
   - 127.0.0.1:8101
+  - 127.0.0.1:8102
 generation_servers:
   num_instances: 1
   urls:
-  - 127.0.0.1:8102
+  - 127.0.0.1:8103
 EOF
 exec trtllm-serve disaggregated \
     -c "${CONFIG_FILE}"

@@ -25,5 +25,5 @@ exec vllm serve \
     --tensor-parallel-size 1 \
     --max-model-len 8192 \
     --max-num-seqs 8 \
-    --max-num-batched-tokens 8192 \
+    --max-num-batched-tokens 2048 \
     --gpu-memory-utilization 0.92

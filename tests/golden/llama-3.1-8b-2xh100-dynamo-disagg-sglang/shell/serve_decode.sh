@@ -25,8 +25,8 @@ exec python3 -m dynamo.sglang \
     --served-model-name meta-llama/Llama-3.1-8B-Instruct \
     --tp-size 1 \
     --context-length 16384 \
-    --max-running-requests 64 \
+    --max-running-requests 32 \
     --chunked-prefill-size 8192 \
-    --mem-fraction-static 0.85 \
+    --mem-fraction-static 0.834 \
     --disaggregation-mode decode \
     --disaggregation-transfer-backend nixl

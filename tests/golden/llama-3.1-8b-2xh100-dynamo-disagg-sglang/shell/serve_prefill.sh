@@ -25,9 +25,9 @@ exec python3 -m dynamo.sglang \
     --served-model-name meta-llama/Llama-3.1-8B-Instruct \
     --tp-size 1 \
     --context-length 16384 \
-    --max-running-requests 4 \
-    --chunked-prefill-size 16384 \
-    --mem-fraction-static 0.85 \
+    --max-running-requests 1 \
+    --chunked-prefill-size 6144 \
+    --mem-fraction-static 0.873 \
     --disaggregation-mode prefill \
     --disaggregation-transfer-backend nixl \
     --disaggregation-bootstrap-port 8998

@@ -10,25 +10,26 @@ if [[ -z "$MODEL" ]]; then
   MODEL=meta-llama/Llama-3.1-8B-Instruct
 fi
 CONFIG_DIR="${CONFIG_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
-# Which instance of this role to start (0-based, 1 in the plan).
+# Which instance of this role to start (0-based, 2 in the plan).
 INSTANCE="${INSTANCE:-0}"
-if (( INSTANCE < 0 || INSTANCE >= 1 )); then
-  echo "INSTANCE must be between 0 and 0" >&2
+if (( INSTANCE < 0 || INSTANCE >= 2 )); then
+  echo "INSTANCE must be between 0 and 1" >&2
   exit 2
 fi
-GPU_SLICES=("0")
+GPU_SLICES=("0" "1")
+DYN_SYSTEM_PORTS=("9090" "9091")
 export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-${GPU_SLICES[$INSTANCE]}}"
 export ETCD_ENDPOINTS="${ETCD_ENDPOINTS:-http://127.0.0.1:2379}"
 export NATS_SERVER="${NATS_SERVER:-nats://127.0.0.1:4222}"
-export DYN_SYSTEM_PORT=9090
+export DYN_SYSTEM_PORT="${DYN_SYSTEM_PORTS[$INSTANCE]}"
 exec python3 -m dynamo.trtllm \
     --model "${MODEL}" \
     --served-model-name meta-llama/Llama-3.1-8B-Instruct \
     --tensor-parallel-size 1 \
     --pipeline-parallel-size 1 \
-    --max-batch-size 4 \
-    --max-num-tokens 16384 \
+    --max-batch-size 1 \
+    --max-num-tokens 6144 \
     --max-seq-len 16384 \
-    --free-gpu-memory-fraction 0.85 \
+    --free-gpu-memory-fraction 0.9 \
     --extra-engine-args "${CONFIG_DIR}/trtllm-prefill.yaml" \
     --disaggregation-mode prefill

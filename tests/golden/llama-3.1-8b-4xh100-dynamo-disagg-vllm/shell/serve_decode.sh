@@ -9,20 +9,18 @@ MODEL="${MODEL:-}"
 if [[ -z "$MODEL" ]]; then
   MODEL=meta-llama/Llama-3.1-8B-Instruct
 fi
-# Which instance of this role to start (0-based, 3 in the plan).
+# Which instance of this role to start (0-based, 1 in the plan).
 INSTANCE="${INSTANCE:-0}"
-if (( INSTANCE < 0 || INSTANCE >= 3 )); then
-  echo "INSTANCE must be between 0 and 2" >&2
+if (( INSTANCE < 0 || INSTANCE >= 1 )); then
+  echo "INSTANCE must be between 0 and 0" >&2
   exit 2
 fi
-GPU_SLICES=("1" "2" "3")
-DYN_SYSTEM_PORTS=("9091" "9092" "9093")
-VLLM_NIXL_SIDE_CHANNEL_PORTS=("5601" "5602" "5603")
+GPU_SLICES=("3")
 export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-${GPU_SLICES[$INSTANCE]}}"
 export ETCD_ENDPOINTS="${ETCD_ENDPOINTS:-http://127.0.0.1:2379}"
 export NATS_SERVER="${NATS_SERVER:-nats://127.0.0.1:4222}"
-export DYN_SYSTEM_PORT="${DYN_SYSTEM_PORTS[$INSTANCE]}"
-export VLLM_NIXL_SIDE_CHANNEL_PORT="${VLLM_NIXL_SIDE_CHANNEL_PORTS[$INSTANCE]}"
+export DYN_SYSTEM_PORT=9093
+export VLLM_NIXL_SIDE_CHANNEL_PORT=5603
 exec python3 -m dynamo.vllm \
     --model "${MODEL}" \
     --served-model-name meta-llama/Llama-3.1-8B-Instruct \
@@ -30,7 +28,7 @@ exec python3 -m dynamo.vllm \
     --max-model-len 16384 \
     --max-num-seqs 64 \
     --max-num-batched-tokens 8192 \
-    --gpu-memory-utilization 0.9 \
+    --gpu-memory-utilization 0.92 \
     --kv-cache-dtype fp8 \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
     --disaggregation-mode decode

@@ -9,26 +9,28 @@ MODEL="${MODEL:-}"
 if [[ -z "$MODEL" ]]; then
   MODEL=meta-llama/Llama-3.1-8B-Instruct
 fi
-# Which instance of this role to start (0-based, 1 in the plan).
+# Which instance of this role to start (0-based, 3 in the plan).
 INSTANCE="${INSTANCE:-0}"
-if (( INSTANCE < 0 || INSTANCE >= 1 )); then
-  echo "INSTANCE must be between 0 and 0" >&2
+if (( INSTANCE < 0 || INSTANCE >= 3 )); then
+  echo "INSTANCE must be between 0 and 2" >&2
   exit 2
 fi
-GPU_SLICES=("0")
+GPU_SLICES=("0" "1" "2")
+DYN_SYSTEM_PORTS=("9090" "9091" "9092")
+VLLM_NIXL_SIDE_CHANNEL_PORTS=("5600" "5601" "5602")
 export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-${GPU_SLICES[$INSTANCE]}}"
 export ETCD_ENDPOINTS="${ETCD_ENDPOINTS:-http://127.0.0.1:2379}"
 export NATS_SERVER="${NATS_SERVER:-nats://127.0.0.1:4222}"
-export DYN_SYSTEM_PORT=9090
-export VLLM_NIXL_SIDE_CHANNEL_PORT=5600
+export DYN_SYSTEM_PORT="${DYN_SYSTEM_PORTS[$INSTANCE]}"
+export VLLM_NIXL_SIDE_CHANNEL_PORT="${VLLM_NIXL_SIDE_CHANNEL_PORTS[$INSTANCE]}"
 exec python3 -m dynamo.vllm \
     --model "${MODEL}" \
     --served-model-name meta-llama/Llama-3.1-8B-Instruct \
     --tensor-parallel-size 1 \
     --max-model-len 16384 \
-    --max-num-seqs 4 \
-    --max-num-batched-tokens 16384 \
-    --gpu-memory-utilization 0.9 \
+    --max-num-seqs 1 \
+    --max-num-batched-tokens 6144 \
+    --gpu-memory-utilization 0.92 \
     --kv-cache-dtype fp8 \
     --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":"kv_both"}' \
     --disaggregation-mode prefill

@@ -32,8 +32,8 @@ exec docker run \
     --backend pytorch \
     --tp_size 1 \
     --pp_size 1 \
-    --max_batch_size 48 \
-    --max_num_tokens 8192 \
+    --max_batch_size 128 \
+    --max_num_tokens 2048 \
     --max_seq_len 16384 \
-    --kv_cache_free_gpu_memory_fraction 0.85 \
+    --kv_cache_free_gpu_memory_fraction 0.9 \
     --extra_llm_api_options /config/trtllm-agg.yaml

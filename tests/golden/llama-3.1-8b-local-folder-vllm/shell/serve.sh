@@ -25,6 +25,6 @@ exec vllm serve \
     --served-model-name llama-3.1-8b \
     --tensor-parallel-size 1 \
     --max-model-len 16384 \
-    --max-num-seqs 16 \
-    --max-num-batched-tokens 8192 \
-    --gpu-memory-utilization 0.9
+    --max-num-seqs 96 \
+    --max-num-batched-tokens 2048 \
+    --gpu-memory-utilization 0.92

@@ -4,14 +4,14 @@
 # The Hugging Face token is passed from the environment (-e HF_TOKEN); it is never written here.
 set -euo pipefail
 
-# Which instance to start (0-based, 2 in the plan); each gets its own GPUs and port.
+# Which instance to start (0-based, 1 in the plan); each gets its own GPUs and port.
 INSTANCE="${INSTANCE:-0}"
-if (( INSTANCE < 0 || INSTANCE >= 2 )); then
-  echo "INSTANCE must be between 0 and 1" >&2
+if (( INSTANCE < 0 || INSTANCE >= 1 )); then
+  echo "INSTANCE must be between 0 and 0" >&2
   exit 2
 fi
-GPU_SLICES=("0,1" "2,3")
-PORTS=("8000" "8001")
+GPU_SLICES=("0,1,2,3")
+PORTS=("8000")
 GPUS="${GPU_SLICES[$INSTANCE]}"
 PORT="${PORTS[$INSTANCE]}"
 exec docker run \
@@ -31,9 +31,9 @@ exec docker run \
     --served-model-name Qwen/Qwen3-32B \
     --host 0.0.0.0 \
     --port "${PORT}" \
-    --tp-size 2 \
+    --tp-size 4 \
     --context-length 32768 \
     --max-running-requests 32 \
-    --chunked-prefill-size 8192 \
-    --mem-fraction-static 0.85 \
+    --chunked-prefill-size 16384 \
+    --mem-fraction-static 0.676 \
     --kv-cache-dtype fp8_e4m3

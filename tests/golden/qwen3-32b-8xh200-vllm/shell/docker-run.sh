@@ -4,14 +4,14 @@
 # The Hugging Face token is passed from the environment (-e HF_TOKEN); it is never written here.
 set -euo pipefail
 
-# Which instance to start (0-based, 8 in the plan); each gets its own GPUs and port.
+# Which instance to start (0-based, 2 in the plan); each gets its own GPUs and port.
 INSTANCE="${INSTANCE:-0}"
-if (( INSTANCE < 0 || INSTANCE >= 8 )); then
-  echo "INSTANCE must be between 0 and 7" >&2
+if (( INSTANCE < 0 || INSTANCE >= 2 )); then
+  echo "INSTANCE must be between 0 and 1" >&2
   exit 2
 fi
-GPU_SLICES=("0" "1" "2" "3" "4" "5" "6" "7")
-PORTS=("8000" "8001" "8002" "8003" "8004" "8005" "8006" "8007")
+GPU_SLICES=("0,1,2,3" "4,5,6,7")
+PORTS=("8000" "8001")
 GPUS="${GPU_SLICES[$INSTANCE]}"
 PORT="${PORTS[$INSTANCE]}"
 exec docker run \
@@ -29,8 +29,8 @@ exec docker run \
     --host 0.0.0.0 \
     --port "${PORT}" \
     --served-model-name Qwen/Qwen3-32B \
-    --tensor-parallel-size 1 \
+    --tensor-parallel-size 4 \
     --max-model-len 32768 \
-    --max-num-seqs 16 \
-    --max-num-batched-tokens 8192 \
+    --max-num-seqs 64 \
+    --max-num-batched-tokens 2048 \
     --gpu-memory-utilization 0.92
