@@ -26,6 +26,7 @@ def write_profile(path: Path, *, concurrency: int = 4, ttft_ms: float | None = 2
                        "load": workload.get("load", {"concurrency": concurrency})}
     doc["sla"] = {"ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "percentile": "mean"}
     doc["model"]["served_name"] = served_name
+    doc["model"]["weights_dtype"] = "auto"  # the checkpoint's bf16, whatever the example chose
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 

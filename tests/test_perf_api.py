@@ -192,8 +192,9 @@ def _overloaded_example(tmp_path, rate: float):
     p = load_profile(EXAMPLES / "llama-3.1-8b-1xl4-vllm.yaml")
     load = p.workload.load.model_copy(update={"concurrency": None, "request_rate": rate})
     wl = p.workload.model_copy(update={"isl": 64, "osl": 8, "load": load})
+    model = p.model.model_copy(update={"weights_dtype": "auto"})  # bf16, whatever the example chose
     path = tmp_path / f"rate-{rate:g}.yaml"
-    save_profile(p.model_copy(update={"workload": wl}), path)
+    save_profile(p.model_copy(update={"workload": wl, "model": model}), path)
     return path
 
 

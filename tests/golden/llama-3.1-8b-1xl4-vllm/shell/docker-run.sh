@@ -33,4 +33,5 @@ exec docker run \
     --max-model-len 8192 \
     --max-num-seqs 8 \
     --max-num-batched-tokens 2048 \
-    --gpu-memory-utilization 0.92
+    --gpu-memory-utilization 0.92 \
+    --quantization fp8
