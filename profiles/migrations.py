@@ -17,16 +17,30 @@ from servewise.profiles.schema import SCHEMA_VERSION
 Raw = dict[str, Any]
 
 
+def _v0_count(doc: Raw, key: str) -> int | None:
+    """A v0 GPU count (``gpus``, ``gpus_per_node``): a positive integer, None when absent."""
+    v = doc.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ProfileError(f"must be a positive integer (schema_version 0 profile), got {v!r}", field=key)
+    return v
+
+
 def _v0_to_v1(doc: Raw) -> Raw:
     """v0 (pre-release drafts): ``profile_version`` key, flat ``gpu``/``gpus`` and ``concurrency``."""
     out = {k: v for k, v in doc.items() if k not in ("profile_version", "gpu", "gpus", "gpus_per_node",
                                                       "concurrency", "request_rate")}
     out["schema_version"] = 1
     if "hardware" not in out and "gpu" in doc:
-        per_node = doc.get("gpus_per_node") or doc.get("gpus") or 1
-        nodes = max(1, -(-int(doc.get("gpus", per_node)) // int(per_node)))
+        gpus, per_node = _v0_count(doc, "gpus"), _v0_count(doc, "gpus_per_node")
+        per_node = per_node or gpus or 1
+        nodes = max(1, -(-(gpus or per_node) // per_node))
         out["hardware"] = {"gpu": doc["gpu"], "gpus_per_node": per_node, "nodes": nodes}
-    wl = dict(out.get("workload") or {})
+    workload = out.get("workload")
+    if workload is not None and not isinstance(workload, dict):
+        raise ProfileError("must be a mapping (schema_version 0 profile)", field="workload")
+    wl = dict(workload or {})
     if "load" not in wl:
         if "concurrency" in doc:
             wl["load"] = {"concurrency": doc["concurrency"]}
