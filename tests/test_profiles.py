@@ -11,7 +11,8 @@ import yaml
 from servewise.profiles import (
     Profile, ProfileError, dump_profile, json_schema_text, load_profile, parse_profile, save_profile,
 )
-from servewise.profiles.migrations import migrate
+from servewise.profiles.migrations import STEPS, migrate
+from servewise.profiles.schema import SCHEMA_VERSION
 
 from .conftest import ROOT, example_profiles, run_cli
 
@@ -95,6 +96,21 @@ def test_migration_steps_are_applied_in_order():
     steps = {0: lambda d: {**d, "schema_version": 1, "a": 1}, 1: lambda d: {**d, "schema_version": 2, "b": 2}}
     out = migrate({"schema_version": 0}, steps=steps, target=2)
     assert out == {"schema_version": 2, "a": 1, "b": 2}
+
+
+FIXTURES = ROOT / "tests" / "fixtures" / "profiles"
+
+
+def test_every_released_version_keeps_a_fixture_that_loads():
+    """One frozen profile per schema version, kept forever: each still loads (migrated) and validates."""
+    versions = range(min(STEPS), SCHEMA_VERSION + 1)
+    assert sorted(p.name for p in FIXTURES.glob("v*.yaml")) == sorted(f"v{v}.yaml" for v in versions)
+    for v in versions:
+        prof = load_profile(FIXTURES / f"v{v}.yaml")
+        assert prof.schema_version == SCHEMA_VERSION
+    v0 = load_profile(FIXTURES / "v0.yaml")
+    assert (v0.hardware.gpu, v0.hardware.total_gpus, v0.workload.load.concurrency) == ("h100-sxm", 4, 16)
+    assert load_profile(FIXTURES / "v1.yaml").plan is not None
 
 
 def test_committed_json_schema_matches_the_model():
