@@ -103,7 +103,14 @@ def _fraction(text: str) -> float:
     return v
 
 
-positive_int, positive_float, fraction = _positive_int, _positive_float, _fraction
+def _path(text: str) -> str:
+    """A file or directory argument: an empty one (``--out "$UNSET"``) is refused, never read as absent."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
+positive_int, positive_float, fraction, path = _positive_int, _positive_float, _fraction, _path
 
 
 def add_model_hardware_flags(p: argparse.ArgumentParser) -> None:

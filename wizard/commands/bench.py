@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
 
 from servewise.perfdata.errors import DataError, EndpointError, ServewiseError, UsageError
+from servewise.wizard import flags
 from servewise.wizard.exitcodes import ExitCode
 
 if TYPE_CHECKING:  # the load generator (httpx, the estimator) is imported when bench runs, not on every CLI start
@@ -71,7 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Load an OpenAI-compatible endpoint at the plan's concurrencies (or request "
                                    "rates), measure TTFT, TPOT and throughput, compare with the predictions and "
                                    "the SLA, and optionally store correction factors in the profile.")
-    p.add_argument("--profile", required=True, help="the deployed profile (its plan, workload and SLA)")
+    p.add_argument("--profile", required=True, type=flags.path,
+                   help="the deployed profile (its plan, workload and SLA)")
     p.add_argument("--url", required=True, help="the endpoint's base URL, e.g. http://host:8000")
     p.add_argument("--model", help="the served model name (default: model.served_name, else model.id)")
     p.add_argument("--api", choices=["auto", "completions", "chat"], default="auto",
@@ -91,7 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-duration", type=_positive(float), default=DEFAULT_MAX_DURATION_S, metavar="S",
                    help=f"seconds one level may run (default {DEFAULT_MAX_DURATION_S:g})")
     p.add_argument("--seed", type=int, default=0, help="seed of the random prompts and arrivals")
-    p.add_argument("--results", metavar="PATH.json", help="results file (default <profile>.bench.json; the CSV "
+    p.add_argument("--results", metavar="PATH.json", type=flags.path,
+                   help="results file (default <profile>.bench.json; the CSV "
                    "sits beside it)")
     p.add_argument("--calibrate", action="store_true", help="store the measured correction factors in the profile")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",

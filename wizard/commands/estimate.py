@@ -20,7 +20,7 @@ from servewise.wizard.output import gib, print_json, table
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("estimate", help="memory and performance of one fixed configuration",
                        description="Estimate per-GPU memory (and performance) of one fixed configuration.")
-    p.add_argument("--profile", help="estimate the plan pinned in this profile instead of flags")
+    p.add_argument("--profile", type=flags.path, help="estimate the plan pinned in this profile instead of flags")
     flags.add_model_hardware_flags(p)
     flags.add_detect_flags(p)
     flags.add_workload_flags(p)

@@ -22,11 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Search aggregated and disaggregated configurations under the SLA: the best "
                                    "of each, the Pareto front of tokens/s per GPU against tokens/s per user, "
                                    "the verdict, and advice when nothing meets the targets.")
-    p.add_argument("--profile", help="plan for this profile's inputs instead of flags")
+    p.add_argument("--profile", type=flags.path, help="plan for this profile's inputs instead of flags")
     flags.add_model_hardware_flags(p)
     flags.add_detect_flags(p)
     flags.add_workload_flags(p, searches_batch=True)
-    p.add_argument("--save", metavar="PATH", help="write a profile with the chosen plan (and its estimates) pinned")
+    p.add_argument("--save", metavar="PATH", type=flags.path,
+                   help="write a profile with the chosen plan (and its estimates) pinned")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(handler=run)
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from servewise.profiles import dump_profile, json_schema_text, load_profile, save_profile
+from servewise.wizard import flags
 from servewise.wizard.commands import profile_diff
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info, print_json
@@ -15,12 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="profile utilities", description="Validate, migrate or describe profiles.")
     ps = p.add_subparsers(dest="profile_command", metavar="{validate,migrate,schema,diff}", required=True)
     v = ps.add_parser("validate", help="check a profile against the schema")
-    v.add_argument("path")
+    v.add_argument("path", type=flags.path)
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=run_validate)
     m = ps.add_parser("migrate", help="rewrite an older profile in the current schema version")
-    m.add_argument("path")
-    m.add_argument("--out", help="write here instead of stdout ('-' for stdout)")
+    m.add_argument("path", type=flags.path)
+    m.add_argument("--out", type=flags.path, help="write here instead of stdout ('-' for stdout)")
     m.add_argument("--in-place", action="store_true", help="rewrite the file itself (atomically)")
     m.set_defaults(handler=run_migrate)
     s = ps.add_parser("schema", help="print the profile JSON Schema")

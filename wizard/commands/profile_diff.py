@@ -6,6 +6,7 @@ import argparse
 import json
 
 from servewise.profiles import load_profile
+from servewise.wizard import flags
 from servewise.profiles.diff import diff_profiles, is_missing
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import print_json
@@ -15,8 +16,8 @@ ORDER = ("inputs", "plan", "estimates", "calibration", "deploy", "generator")
 
 def add_subparser(ps: argparse._SubParsersAction) -> None:
     d = ps.add_parser("diff", help="what changed between two profiles")
-    d.add_argument("old")
-    d.add_argument("new")
+    d.add_argument("old", type=flags.path)
+    d.add_argument("new", type=flags.path)
     d.add_argument("--json", action="store_true")
     d.add_argument("--exit-code", action="store_true", help="exit 5 when the profiles differ (for CI)")
     d.set_defaults(handler=run_diff)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 from servewise.estimator import plan
-from servewise.perfdata.errors import located
+from servewise.perfdata.errors import UsageError, located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
 from servewise.profiles.diff import diff_profiles
 from servewise.profiles.overrides import apply_overrides
 from servewise.profiles.schema import Profile
+from servewise.wizard import flags
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info
 
@@ -31,8 +32,8 @@ def parse_targets(text: str | None) -> list[str] | None:
 def add_render_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="write deployment artifacts from a profile's pinned plan",
                        description="Write deployment artifacts from a profile's pinned plan (no search).")
-    p.add_argument("--profile", required=True, help="profile with a pinned plan")
-    p.add_argument("--out", required=True, help="output directory (replaced whole)")
+    p.add_argument("--profile", required=True, type=flags.path, help="profile with a pinned plan")
+    p.add_argument("--out", required=True, type=flags.path, help="output directory (replaced whole)")
     p.add_argument("--target", help="comma-separated subset of shell,compose,helm,k8s (default: the profile's)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a profile field")
@@ -91,6 +92,9 @@ def run_replay(a: argparse.Namespace) -> int:
     from servewise.render.errors import RenderError
     from servewise.render.output import write_tree
 
+    if a.save and not a.replan:
+        raise UsageError("--save: needs --replan (replay renders the pinned plan; "
+                         "`--replan --save P2` pins a fresh one)")
     with located(path=a.profile):
         profile = apply_overrides(load_profile(a.profile), a.set)
     warn_if_other_hardware(profile)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from servewise.perfdata.errors import UsageError
+from servewise.wizard import flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "Pressing Enter on every step accepts the defaults; Enter on the last one saves. "
                                    "Exit codes: 0 saved, 1 saved without a plan (nothing feasible), "
                                    "130 quit without saving.")
-    p.add_argument("--profile", metavar="P", help="open prefilled from profile P (saving without edits gives P back)")
-    p.add_argument("--save", metavar="PATH", help="where the profile is written (default: P, or servewise-profile.yaml)")
+    p.add_argument("--profile", metavar="P", type=flags.path,
+                   help="open prefilled from profile P (saving without edits gives P back)")
+    p.add_argument("--save", metavar="PATH", type=flags.path,
+                   help="where the profile is written (default: P, or servewise-profile.yaml)")
     p.add_argument("--no-detect", action="store_true", help="do not look for local GPUs (NVML); plan for other hardware")
     p.set_defaults(handler=run)
 
