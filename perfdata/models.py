@@ -146,16 +146,17 @@ _SCALE = {"m": 1e6, "b": 1e9, "t": 1e12}
 
 
 def _token_matches(entry: ModelEntry, token: str) -> bool:
-    """A size (``70b``, ``0.6B``, ``1t``: published count within 10%) or a substring of the id,
-    family or a tag (case-insensitive)."""
+    """A size (``70b``, ``0.6B``, ``1t``: published count within 10%, or the size as a whole word of the
+    id, so ``7b`` finds neither ``27b`` nor ``A17B``) or a substring of the id, family or a tag
+    (case-insensitive)."""
     low = token.lower()
-    if any(low in f.lower() for f in (entry.id, entry.family, *entry.tags, *entry.aliases)):
-        return True
+    names = (entry.id, entry.family, *entry.tags, *entry.aliases)
     size = _SIZE.match(low)
     if size:
         wanted = float(size.group(1)) * _SCALE[size.group(2)]
-        return abs(entry.params - wanted) <= 0.1 * wanted
-    return False
+        word = re.compile(rf"(?<![0-9a-z.]){re.escape(low)}(?![0-9a-z])")
+        return abs(entry.params - wanted) <= 0.1 * wanted or any(word.search(n.lower()) for n in names)
+    return any(low in n.lower() for n in names)
 
 
 def search_models(query: str | None = None) -> list[ModelEntry]:
