@@ -16,7 +16,8 @@ from servewise.perfdata import GpuSpec, get_engine, get_gpu
 from servewise.perfdata.engines import EngineVersion
 from servewise.perfdata.gpus import Link
 from servewise.perfdata.models import find_model, get_model
-from servewise.profiles.schema import CustomGpu, Hardware, Model
+from servewise.perfdata.errors import DataError
+from servewise.profiles.schema import CustomGpu, Hardware, Model, is_local_model_path
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ def resolve_model(model: Model) -> ResolvedModel:
         rm = resolve_config(model.id, dict(model.architecture), source="profile")
         return with_weights_dtype(replace(rm, revision=model.revision, config_hash=model.config_hash),
                                   model.weights_dtype)
+    if is_local_model_path(model.id):
+        raise DataError(f"{model.id!r} is a local folder and the profile records no model.architecture; record it "
+                        f"with `servewise plan --model {model.id} ... --save P`", field="model.id")
     get_model(model.id)  # raises UnknownIdError with suggestions
     raise AssertionError("unreachable")
 

@@ -57,3 +57,21 @@ def test_describe_unknown_model_exits_3_with_suggestions():
 
 def test_query_and_describe_together_is_usage_error():
     assert run_cli("models", "qwen", "--describe", "Qwen/Qwen3-32B").code == 2
+
+
+def test_a_size_is_a_size_not_a_substring():
+    """``7b`` lists the ~7B models, not ``gemma-2-27b`` or ``Qwen3.5-397B-A17B`` whose ids contain it."""
+    ids = [m["id"] for m in json.loads(run_cli("models", "7b", "--json").out)]
+    assert "mistralai/Mistral-7B-Instruct-v0.3" in ids and "Qwen/Qwen2.5-7B" in ids
+    assert "google/gemma-2-27b-it" not in ids and "Qwen/Qwen3.5-397B-A17B" not in ids
+    assert [m["id"] for m in json.loads(run_cli("models", "3b", "--json").out)] == ["meta-llama/Llama-3.2-3B-Instruct"]
+
+
+def test_no_match_says_so_on_stderr():
+    r = run_cli("models", "zz-no-such-model")
+    assert r.code == 0 and r.out == "" and r.err.count("\n") == 1 and "no model in the catalog matches" in r.err
+
+
+def test_describe_errors_name_the_describe_flag(tmp_path):
+    r = run_cli("models", "--describe", str(tmp_path / "absent"))
+    assert r.code == 3 and r.err.startswith(f"servewise: --describe {tmp_path / 'absent'}: no such folder"), r.err

@@ -145,3 +145,14 @@ def test_cli_validate_exit_2_one_line(tmp_path, mutate, field):
     r = run_cli("--profile", str(p), "--out", str(tmp_path / "out"))
     assert r.code == 2 and field in r.err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_local_folder_without_a_recorded_architecture_says_so(tmp_path):
+    doc = _doc()
+    doc["model"]["id"] = "./gone"
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    r = run_cli("--profile", str(p), "--out", str(tmp_path / "out"))
+    assert r.code == 3 and r.err.count("\n") == 1
+    assert "model.id: './gone' is a local folder and the profile records no model.architecture" in r.err
+    assert not (tmp_path / "out").exists()

@@ -9,12 +9,12 @@ from servewise.estimator.arch import ModelArch
 from servewise.estimator.describe import ModelDescription, describe
 from servewise.estimator.resolve import resolve_config, resolve_model
 from servewise.perfdata import find_model
-from servewise.perfdata.errors import UsageError
+from servewise.perfdata.errors import ServewiseError, UsageError
 from servewise.perfdata.models import ModelEntry, search_models
 from servewise.profiles.checkpoint import is_local_path, read_non_catalog
 from servewise.profiles.schema import Model
 from servewise.wizard.exitcodes import ExitCode
-from servewise.wizard.output import GIB, print_json, table
+from servewise.wizard.output import GIB, info, print_json, table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +51,10 @@ def run_models(a: argparse.Namespace) -> int:
     if a.json:
         print_json(rows)
         return ExitCode.OK
+    if not rows:
+        info(f"no model in the catalog matches {' '.join(a.query)!r} (run `servewise models` for the full list; "
+             "`servewise models --describe ORG/NAME` reads a model from the Hub or a local folder)")
+        return ExitCode.OK
     print(table(["id", "family", "params", "active", "dtype", "context", "gated"],
                 [[r["id"], r["family"], _b(r["params"]), _b(r["active_params"]), r["dtype"],
                   f"{r['max_position_embeddings']:,}", "yes" if r["gated"] else "no"] for r in rows], "llrrlrl"))
@@ -62,7 +66,12 @@ def _run_describe(model_id: str, as_json: bool, revision: str | None = None) -> 
     if entry is not None:
         rm = resolve_model(Model(id=model_id))
     else:
-        facts = read_non_catalog(model_id, revision)
+        try:
+            facts = read_non_catalog(model_id, revision)
+        except ServewiseError as e:  # the reader names --model, the flag of plan and estimate
+            if e.message.startswith("--model "):
+                e.message = "--describe " + e.message.removeprefix("--model ")
+            raise
         rm = replace(resolve_config(model_id, facts.architecture_record(), source=facts.source),
                      revision=facts.revision, config_hash=facts.config_hash)
     doc = describe(rm, params_source=entry.params_source if entry else None,
