@@ -182,7 +182,8 @@ class EngineSpec(_Strict):
         for ev in self.versions:
             if ev.version == v:
                 return ev
-        raise UnknownIdError(f"{self.display_name} version", v, [e.version for e in self.versions])
+        known = [e.version for e in self.versions]
+        raise UnknownIdError(f"{self.display_name} version", v, known, hint=f"(supported: {', '.join(known)})")
 
 
 class DynamoEngine(_Strict):

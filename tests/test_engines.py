@@ -148,6 +148,8 @@ def test_awq_kernel_is_pinned_not_forced_slow():
 def test_unknown_version_suggests():
     with pytest.raises(UnknownIdError, match="0.33.0"):
         get_engine("vllm").version("0.33")
+    with pytest.raises(UnknownIdError, match=r"'9\.9\.9' \(supported: 0\.33\.0, 0\.31\.0, 0\.11\.0\)"):
+        get_engine("vllm").version("9.9.9")
 
 
 # ----------------------------------------------------------------------------- Dynamo
