@@ -53,3 +53,8 @@ def test_estimates_section(tmp_path):
     assert [(c.section, c.path) for c in changes] == [("estimates", "plan.estimates.ttft_ms")]
     doc["plan"]["estimates"] = None
     assert {c.section for c in diff_profiles(a, profile_from_dict(doc))} == {"estimates"}
+
+
+def test_standard_input_is_one_side_only():
+    r = run_cli("profile", "diff", "-", "-")
+    assert r.code == 2 and r.err.count("\n") == 1 and "only one of OLD and NEW can be '-'" in r.err

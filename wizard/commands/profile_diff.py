@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from servewise.perfdata.errors import UsageError
 from servewise.profiles import load_profile
 from servewise.wizard import flags
 from servewise.profiles.diff import diff_profiles, is_missing
@@ -42,6 +43,8 @@ def change_line(c) -> str:  # type: ignore[no-untyped-def]
 
 
 def run_diff(a: argparse.Namespace) -> int:
+    if a.old == a.new == "-":
+        raise UsageError("profile diff: only one of OLD and NEW can be '-' (standard input)")
     old, new = load_profile(a.old), load_profile(a.new)
     changes = diff_profiles(old, new)
     if a.json:
