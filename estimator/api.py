@@ -70,7 +70,8 @@ def _estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
 
 
 def _perf_assumptions(ctx: Context, plan: AggPlan | DisaggPlan) -> list[str]:
-    ld = ctx.profile.workload.load
+    wl = ctx.profile.workload
+    ld = wl.load
     if ld.request_rate is not None:
         load = f"open loop at {ld.request_rate:g} requests/s (Poisson arrivals)"
     elif ld.max_throughput:
@@ -78,7 +79,7 @@ def _perf_assumptions(ctx: Context, plan: AggPlan | DisaggPlan) -> list[str]:
     else:
         load = (f"closed loop at {ld.concurrency} concurrent requests (all sent at once, then one per finished "
                 "request), fixed input/output lengths, TTFT including queueing")
-    return [f"performance: {load}; engine step budget and batch limits as planned; no prefix caching, no "
+    return [f"performance: {wl.isl} input + {wl.osl} output tokens per request, {load}; engine step budget and batch limits as planned; no prefix caching, no "
             "speculative decoding"]
 
 

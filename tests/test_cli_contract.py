@@ -12,6 +12,8 @@ ESTIMATE_8B = ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu
                "--max-model-len", "16000", "--json"]
 MEMORY_KEYS = {"weights_bytes", "kv_cache_bytes", "activation_bytes", "cuda_graph_bytes", "other_bytes",
                "total_bytes", "budget_bytes", "kv_cache_tokens", "max_concurrency"}
+PERF_KEYS = ("ttft_ms", "tpot_ms", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "tokens_per_s_per_user",
+             "requests_per_s", "concurrency")
 
 
 def test_estimate_json_has_the_contract_keys():
@@ -22,6 +24,17 @@ def test_estimate_json_has_the_contract_keys():
     assert doc["feasible"] is True
     assert MEMORY_KEYS <= set(doc["memory"])
     assert "perf" in doc and "assumptions" in doc and "provenance" in doc
+    for key in PERF_KEYS:
+        assert doc["perf"][key] > 0, key
+        low, high = doc["perf"][f"{key}_range"]
+        assert low <= doc["perf"][key] <= high, key
+
+
+def test_estimate_states_the_workload_its_performance_assumes():
+    doc = json.loads(run_cli(*ESTIMATE_8B).out)
+    assert any("2048 input + 256 output tokens per request" in a for a in doc["assumptions"]), doc["assumptions"]
+    r = run_cli(*ESTIMATE_8B[:-1], "--max-model-len", "1000")
+    assert r.code == 0 and "- performance: 875 input + 125 output tokens per request" in r.out, r.out
 
 
 @pytest.mark.parametrize("argv, expect", [

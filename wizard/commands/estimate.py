@@ -140,5 +140,7 @@ def format_estimate(e: Estimate) -> str:
     for role, r in (e.roles or {}).items():
         if r.perf:
             parts += [f"{role} pool: " + format_role(r.perf)]
+    if e.assumptions:
+        parts += ["", "assumptions:", *(f"- {a}" for a in e.assumptions)]
     parts += ["", "feasible" if e.feasible else f"NOT feasible: {e.reason}"]
     return "\n".join(parts)
