@@ -58,7 +58,8 @@ PATTERN_MEANING = {
 
 def dns1123(value: str, max_len: int = 63) -> str:
     if len(value) > max_len or not _DNS1123.match(value):
-        raise ValueError(f"{value!r} is not a valid Kubernetes name (lowercase letters, digits and '-', "
+        shown = repr(value) if len(value) <= 2 * max_len else f"{value[:max_len]!r}... ({len(value)} characters)"
+        raise ValueError(f"{shown} is not a valid Kubernetes name (lowercase letters, digits and '-', "
                          f"starting and ending with a letter or digit, at most {max_len} characters)")
     return value
 

@@ -162,6 +162,8 @@ PROFILE_FIELDS = [
          "model.id"),
     Case("path-traversal-name", "profile field", replay_field("deploy.name", "../../etc"), 2,
          "deploy.name: '../../etc' is not a valid Kubernetes name"),
+    Case("huge-namespace", "profile field", replay_field("deploy.namespace", "a" * 100_000), 2,
+         "'... (100000 characters) is not a valid Kubernetes name"),
     Case("invalid-namespace", "profile field", replay_field("deploy.namespace", "Prod_NS"), 2, "deploy.namespace"),
     Case("control-characters", "profile field", replay_field("model.served_name", "a\x1b[2Jb"), 2,
          "model.served_name: must not contain control characters"),

@@ -94,3 +94,18 @@ def test_one_mapping_from_error_to_exit_code(err, code):
 
 def test_signals_exit_128_plus_their_number():
     assert (exit_code_for_signal(2), exit_code_for_signal(15), exit_code_for_signal(1)) == (130, 143, 129)
+
+
+def test_an_error_quoting_a_huge_value_stays_readable(monkeypatch):
+    """The start (where) and the end (what to do) of the line survive; the middle of the value goes."""
+    from servewise.perfdata.errors import UsageError
+    from servewise.wizard import cli
+
+    def huge(_args):  # type: ignore[no-untyped-def]
+        raise UsageError(f"--x: {'v' * 50_000!r} is wrong; use a short value")
+
+    monkeypatch.setattr(cli, "_dispatch", huge)
+    r = run_cli("gpus")
+    assert r.code == 2 and r.err.count("\n") == 1 and len(r.err) < 2100
+    assert r.err.startswith("servewise: --x: 'vvv") and r.err.endswith("is wrong; use a short value\n")
+    assert "characters cut" in r.err

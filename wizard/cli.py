@@ -121,6 +121,14 @@ def error_line(err: ServewiseError, args: argparse.Namespace | None) -> str:
     return str(err)
 
 
+def bounded(line: str, limit: int = 2000) -> str:
+    """``line`` cut in the middle when a value it quotes is huge: its start (the file, field or flag)
+    and its end (what to do) stay."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit * 3 // 4]} ... ({len(line) - limit} characters cut) ... {line[-(limit // 4):]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SERVEWISE_DEBUG", "") not in ("", "0")
@@ -139,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServewiseError as e:
         if debug:
             raise
-        sys.stderr.write(f"servewise: {error_line(e, args)}\n")
+        sys.stderr.write(f"servewise: {bounded(error_line(e, args))}\n")
         return int(exit_code_for(e))
     except BrokenPipeError:
         try:
