@@ -35,6 +35,14 @@ def test_substring_queries_cover_id_name_architecture_and_segment():
     assert {g["id"] for g in json.loads(run_cli("gpus", "Ada Generation", "--json").out)} == {"rtx-6000-ada"}
 
 
+def test_every_word_must_match():
+    """As in `servewise models`: `a100 80gb` is both A100 80 GB boards, quoted or not."""
+    both = {"a100-sxm-80gb", "a100-pcie-80gb"}
+    assert {g["id"] for g in json.loads(run_cli("gpus", "a100", "80gb", "--json").out)} == both
+    assert {g["id"] for g in json.loads(run_cli("gpus", "a100 80gb", "--json").out)} == both
+    assert {g["id"] for g in json.loads(run_cli("gpus", "consumer", "ada", "--json").out)} == {"rtx-4090"}
+
+
 def test_human_table_shows_memory_bandwidth_flops_and_link():
     r = run_cli("gpus", "gb200")
     assert r.code == 0 and r.err == ""

@@ -12,9 +12,9 @@ from servewise.wizard.output import GIB, info, print_json, table
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gpus", help="the GPU catalog",
-                       description="Search the GPU catalog by a substring of the id, name, architecture or "
-                                   "segment, or by memory size such as 80gb.")
-    p.add_argument("query", nargs="?", help="e.g. h100, blackwell, consumer, 80gb")
+                       description="Search the GPU catalog by words that must all match: a substring of the id, "
+                                   "name, architecture or segment, or a memory size such as 80gb.")
+    p.add_argument("query", nargs="*", help="e.g. h100, blackwell, consumer, 80gb (`a100 80gb`: both)")
     p.add_argument("--json", action="store_true", help="print one JSON document (a list of GPU specs)")
     p.set_defaults(handler=run_gpus)
 
@@ -25,9 +25,11 @@ def search_keys(g: GpuSpec) -> list[str]:
 
 
 def matches(query: str | None, g: GpuSpec) -> bool:
-    if not query:
-        return True
-    q = query.lower().replace(" ", "")
+    """Every word of ``query`` matches ``g`` (all GPUs when it is empty)."""
+    return all(_word_matches(w, g) for w in (query or "").lower().split())
+
+
+def _word_matches(q: str, g: GpuSpec) -> bool:
     if q.endswith("gb") and q[:-2].replace(".", "", 1).isdigit():
         return f"{g.memory_gb:g}gb" == q          # a memory size matches exactly (80gb is not 180gb)
     return any(q in k.lower().replace(" ", "") for k in search_keys(g))
@@ -46,12 +48,13 @@ def _tflops(g: GpuSpec, dtype: str) -> str:
 
 
 def run_gpus(a: argparse.Namespace) -> int:
-    gpus = [g for g in all_gpus().values() if matches(a.query, g)]
+    query = " ".join(a.query)
+    gpus = [g for g in all_gpus().values() if matches(query, g)]
     if a.json:
         print_json([g.model_dump(mode="json") for g in gpus])
         return ExitCode.OK
     if not gpus:
-        info(f"no GPU in the catalog matches {a.query!r} (run `servewise gpus` for the full list)")
+        info(f"no GPU in the catalog matches {query!r} (run `servewise gpus` for the full list)")
         return ExitCode.OK
     rows = [[g.id, g.name, f"{g.memory_bytes / GIB:.1f}", f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}",
              _tflops(g, "bf16") if "bf16" in g.flops else _tflops(g, "fp16") + "*", _tflops(g, "fp8"),
