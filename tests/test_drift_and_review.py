@@ -103,3 +103,27 @@ def test_diff_reads_the_old_profile_from_standard_input(monkeypatch, stable):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"- not a profile\n")))
     r = run_cli("profile", "diff", "-", str(stable))
     assert r.code == 2 and r.err == "servewise: <stdin>: a profile must be a YAML mapping\n"
+
+
+def test_stale_pinned_estimates_are_noted_when_the_configuration_stands(tmp_path, stable, edited):
+    """The artifacts' README prints the pinned figures: when re-planning keeps the configuration but
+    its figures move (here the pinned TPOT is doubled), replay says so, names the figure, and it is
+    not drift (``--strict`` still exits 0)."""
+    doc = yaml.safe_load(stable.read_text())
+    tpot = doc["plan"]["estimates"]["tpot_ms"]
+    p = edited("p.yaml", lambda d: d["plan"]["estimates"].update(tpot_ms=2 * tpot))
+    r = run_cli("--profile", p, "--strict")
+    assert r.code == 0, r.err
+    notes = [line for line in r.err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "tpot_ms" in notes[0] and "ttft_ms" not in notes[0], r.err
+    assert "--replan --save" in notes[0]
+    r = run_cli("--profile", str(stable), "--strict")
+    assert r.code == 0 and "note:" not in r.err, "figures that stand are not noted"
+
+
+def test_replan_save_pins_the_estimates_and_engine_version(tmp_path, stable):
+    """``--replan --save P2`` pins what ``plan --save`` pins: the same profile when nothing drifted."""
+    p2 = tmp_path / "p2.yaml"
+    r = run_cli("--profile", str(stable), "--replan", "--save", str(p2))
+    assert r.code == 0, r.err
+    assert yaml.safe_load(p2.read_text()) == yaml.safe_load(stable.read_text())

@@ -6,11 +6,12 @@ import argparse
 
 from servewise.estimator import plan
 from servewise.perfdata.errors import UsageError, located
-from servewise.profiles import load_profile, profile_from_dict, save_profile
+from servewise.profiles import load_profile, save_profile
 from servewise.profiles.diff import diff_profiles
 from servewise.profiles.overrides import apply_overrides
 from servewise.profiles.schema import Profile
 from servewise.wizard import flags
+from servewise.wizard.commands.plan import pinned
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info
 
@@ -62,6 +63,33 @@ def _same_configuration(a: Profile, b: Profile) -> bool:
     return da == db
 
 
+ESTIMATE_KEYS = ("ttft_ms", "tpot_ms", "output_tokens_per_s_per_gpu", "kv_cache_tokens")
+ESTIMATE_TOLERANCE = 0.05  # relative change below which a pinned figure still stands
+
+
+def _figure(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def stale_estimates(pinned: Profile, fresh: Profile | None) -> str | None:
+    """The pinned figures that re-planning the same configuration no longer gives (beyond 5%), on one
+    line, or None. They matter because the artifacts' README prints the pinned figures: after
+    ``--set hardware.gpu=...`` the configuration may stand while its TTFT/TPOT do not."""
+    if pinned.plan is None or fresh is None or fresh.plan is None:
+        return None
+    old, new = pinned.plan.estimates, fresh.plan.estimates
+    if old is None or new is None:
+        return None
+    moved = []
+    for key in ESTIMATE_KEYS:
+        a, b = getattr(old, key), getattr(new, key)
+        if a is None or b is None:
+            continue
+        if abs(b - a) > ESTIMATE_TOLERANCE * max(abs(a), abs(b)):
+            moved.append(f"{key} {_figure(a)} -> {_figure(b)}")
+    return "; ".join(moved) or None
+
+
 def drift_summary(pinned: Profile, fresh: Profile | None, limit: int = 4) -> str:
     """What re-planning changed in the configuration, on one line."""
     if fresh is None:
@@ -106,14 +134,15 @@ def run_replay(a: argparse.Namespace) -> int:
         with located(path=a.profile):
             result = plan(profile)
         if result.feasible and result.chosen is not None:
-            doc = profile.model_dump(mode="json")
-            doc["plan"] = result.chosen.plan.model_dump(mode="json")
-            fresh = profile_from_dict(doc, path="replan")
+            fresh = pinned(profile, result)
         if profile.plan is not None and (fresh is None or not _same_configuration(profile, fresh)):
             info(f"drift: {drift_summary(profile, fresh)}; `servewise --profile {a.profile} --replan --save P2` "
                  "pins the new plan (then `servewise profile diff` compares them)")
             if a.strict:
                 code = ExitCode.DRIFT
+        elif profile.plan is not None and (moved := stale_estimates(profile, fresh)):
+            info(f"note: the configuration stands but its pinned estimates do not ({moved}); the artifacts "
+                 f"show the pinned ones, `servewise --profile {a.profile} --replan --save P2` pins fresh ones")
     target = profile
     if a.replan:
         if fresh is None:
