@@ -167,6 +167,8 @@ def _mutated(name: str, **changes: Any):  # type: ignore[no-untyped-def]
      "Dynamo 1.6.1 runs sglang 0.5.21"),
     ("qwen3-30b-a3b-8xh100-moe-ep-vllm.yaml", {"plan__worker__ep": 2},
      "vLLM's expert-parallel size is tp x dp = 8, not 2"),
+    ("llama-3.1-8b-1xl4-vllm.yaml", {"engine__version": "0.11.0"},
+     "engine.version: vLLM 0.11.0 has no accepted-flags list in this servewise version"),
 ])
 def test_features_the_pinned_version_lacks_are_refused(name: str, changes: dict[str, Any], message: str):
     with pytest.raises(RenderError) as e:
