@@ -241,6 +241,14 @@ def test_vllm_data_parallel_across_nodes():
         assert flag in node1, flag
     lws = files["k8s/leaderworkerset.yaml"]
     assert "--data-parallel-start-rank\n" in lws and "$(LWS_LEADER_ADDRESS)" in lws
+    # one TP group per whole node (tp = GPUs per node), DP across the nodes: a rank per node
+    doc["hardware"].update(gpus_per_node=8, nodes=2)
+    doc["plan"]["worker"].update(tp=8, dp=2, ep=16)
+    node1 = render(profile_from_dict(doc), ["shell"])["shell/serve_node1.sh"]
+    for flag in ("--tensor-parallel-size 8", "--data-parallel-size 2", "--data-parallel-size-local 1",
+                 "--data-parallel-start-rank 1", "--headless"):
+        assert flag in node1, flag
+    assert "--nnodes" not in node1
     doc["hardware"].update(gpus_per_node=4, nodes=3)
     doc["plan"]["worker"].update(tp=1, dp=12, ep=12)
     doc["model"]["id"] = "deepseek-ai/DeepSeek-V2-Lite"

@@ -55,11 +55,12 @@ def multinode_args(inst: Instance, rank: int | str, head: str) -> list[str]:
     """Flags of one node of an instance spanning nodes (vLLM multiprocessing backend, no Ray).
 
     TP x PP across nodes: ``--nnodes N --node-rank R --master-addr HEAD`` (+ ``--headless`` on R > 0),
-    vllm docs serving/parallelism_scaling.md (PR #30509). DP across nodes: ``--data-parallel-size-local``
-    with ``--data-parallel-address/-rpc-port/-start-rank`` (docs serving/data_parallel_deployment.md).
+    vllm docs serving/parallelism_scaling.md (PR #30509). DP across nodes (each TP x PP group within a
+    node, a whole node included): ``--data-parallel-size-local`` with
+    ``--data-parallel-address/-rpc-port/-start-rank`` (docs serving/data_parallel_deployment.md).
     """
     w = inst.worker
-    if w.tp * w.pp >= inst.gpus_per_node:
+    if w.tp * w.pp > inst.gpus_per_node:
         if w.dp > 1:
             raise RenderError(f"{path(inst)}: vLLM cannot combine data parallel with a TP x PP group that "
                               "spans nodes; use replicas")
