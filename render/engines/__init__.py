@@ -95,7 +95,7 @@ def check(cmd: Command, where: str, extra_where: str = "") -> None:
     index = flag_index(cmd.flags)
     check_command(index, list(cmd.args), where)
     if cmd.extra_args:
-        check_extra_args(index, list(cmd.extra_args), list(cmd.args), extra_where)
+        check_extra_args(index, list(cmd.extra_args), list(cmd.args), extra_where, cmd.reserved)
 
 
 def validate(rc: RenderContext) -> None:
