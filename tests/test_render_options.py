@@ -158,3 +158,23 @@ def test_served_name_that_looks_like_a_flag_is_refused():
     doc["model"]["served_name"] = "--port"
     with pytest.raises(RenderError, match="must not start with '-'"):
         render(profile_from_dict(doc))
+
+
+@pytest.mark.parametrize("name, port, clash", [
+    ("llama-3.1-70b-8xh100-disagg-vllm.yaml", 5500, "prefill-0's --port and prefill-0's VLLM_NIXL_SIDE_CHANNEL_PORT"),
+    ("llama-3.1-70b-8xh100-disagg-sglang.yaml", 8898,
+     "prefill-0's --port and prefill-0's --disaggregation-bootstrap-port"),
+    ("qwen3-32b-8xh200-dynamo-agg-vllm.yaml", 9090, "the frontend's --http-port and worker-0's DYN_SYSTEM_PORT"),
+    ("llama-3.1-8b-4xh100-dynamo-disagg-vllm.yaml", 2379, "the frontend's --http-port and etcd"),
+    ("llama-3.1-405b-2x8xh100-multinode-sglang.yaml", 20000, "worker-0's --port and worker-0's --dist-init-addr"),
+])
+def test_a_service_port_that_collides_on_one_host_is_refused(name: str, port: int, clash: str):
+    """Shell scripts and compose services share each host's network; Kubernetes pods do not."""
+    doc = _doc(name)
+    doc["deploy"]["service_port"] = port
+    with pytest.raises(RenderError, match=f"deploy.service_port: port .* would be both {clash}") as e:
+        render(profile_from_dict(doc))
+    assert str(e.value).count("\n") == 0
+    assert render(profile_from_dict(doc), ["k8s"])
+    doc["deploy"]["service_port"] = port + 1000
+    render(profile_from_dict(doc))
