@@ -36,6 +36,8 @@ def render(profile: Profile, targets: Iterable[str] | None = None) -> dict[str, 
         if t not in TARGETS:
             raise RenderError(f"unknown target {t!r} (choose from {', '.join(TARGETS)})")
     engines.validate(rc)
+    if {"shell", "compose"} & set(wanted):
+        engines.check_ports(rc)
     files: dict[str, str] = {}
     for t in wanted:
         files.update(TARGETS[t](rc))

@@ -22,6 +22,9 @@ class Command:
     env: tuple[tuple[str, str], ...] = ()
     port: int | None = None            # HTTP port it answers /health on, if any
     extra_args: tuple[str, ...] = field(default=())  # deploy.extra_args, appended after the args
+    # flags servewise derives from the plan and profile even where it leaves them at the engine's
+    # default (dp 1, auto KV dtype ...): deploy.extra_args may not set them behind the plan's back
+    reserved: tuple[str, ...] = field(default=())
 
     @property
     def argv(self) -> list[str]:

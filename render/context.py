@@ -63,10 +63,18 @@ def _slug(text: str, limit: int = 40) -> str:
 
 
 def _engine_version(profile: Profile) -> EngineVersion:
+    """The pinned engine version; render needs its accepted-flags list to check what it emits."""
+    spec = get_engine(profile.engine.name)
     try:
-        return get_engine(profile.engine.name).version(profile.engine.version)
+        ev = spec.version(profile.engine.version)
     except UnknownIdError as e:
         raise RenderError(e.message, field="engine.version") from None
+    if not ev.flags_reference:
+        have = ", ".join(v.version for v in spec.versions if v.flags_reference)
+        raise RenderError(f"{ENGINE_LABEL[profile.engine.name]} {ev.version} has no accepted-flags list in this "
+                          f"servewise version, so its commands cannot be checked; render supports {have}",
+                          field="engine.version")
+    return ev
 
 
 def build_render_context(profile: Profile) -> RenderContext:

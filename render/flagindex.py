@@ -142,14 +142,21 @@ def check_command(index: FlagIndex, args: list[str], where: str) -> None:
     _parse(index, args, where)
 
 
-def check_extra_args(index: FlagIndex, extra: list[str], servewise_args: list[str], where: str) -> None:
-    """``deploy.extra_args`` must be known flags with valid values, none of which servewise sets."""
+def check_extra_args(index: FlagIndex, extra: list[str], servewise_args: list[str], where: str,
+                     reserved: tuple[str, ...] = ()) -> None:
+    """``deploy.extra_args`` must be known flags with valid values, none of which servewise sets, nor
+    any of ``reserved``: flags it derives from the plan but leaves out at the engine's default (a
+    ``--data-parallel-size 2`` there would run twice the GPUs the plan reserves)."""
     if not extra:
         return
     ours = {canon: tok for tok, canon, _ in _parse(index, servewise_args, "servewise command")}
+    planned = {canon for name in reserved if (canon := index.canonical(name)) is not None}
     for tok, canon, _ in _parse(index, extra, where):
         if canon in ours:
             raise RenderError(f"{where}: {tok} conflicts with {ours[canon]}, which servewise sets "
                               f"from the plan; change the profile field instead")
+        if canon in planned:
+            raise RenderError(f"{where}: {tok} would override what servewise derives from the plan and profile "
+                              f"(it leaves {canon} at the engine's default here); change the profile field instead")
         if index.flags[canon].deprecated:
             raise RenderError(f"{where}: {tok} is deprecated in {index.label}")

@@ -167,6 +167,8 @@ def _mutated(name: str, **changes: Any):  # type: ignore[no-untyped-def]
      "Dynamo 1.6.1 runs sglang 0.5.21"),
     ("qwen3-30b-a3b-8xh100-moe-ep-vllm.yaml", {"plan__worker__ep": 2},
      "vLLM's expert-parallel size is tp x dp = 8, not 2"),
+    ("llama-3.1-8b-1xl4-vllm.yaml", {"engine__version": "0.11.0"},
+     "engine.version: vLLM 0.11.0 has no accepted-flags list in this servewise version"),
 ])
 def test_features_the_pinned_version_lacks_are_refused(name: str, changes: dict[str, Any], message: str):
     with pytest.raises(RenderError) as e:
@@ -239,6 +241,14 @@ def test_vllm_data_parallel_across_nodes():
         assert flag in node1, flag
     lws = files["k8s/leaderworkerset.yaml"]
     assert "--data-parallel-start-rank\n" in lws and "$(LWS_LEADER_ADDRESS)" in lws
+    # one TP group per whole node (tp = GPUs per node), DP across the nodes: a rank per node
+    doc["hardware"].update(gpus_per_node=8, nodes=2)
+    doc["plan"]["worker"].update(tp=8, dp=2, ep=16)
+    node1 = render(profile_from_dict(doc), ["shell"])["shell/serve_node1.sh"]
+    for flag in ("--tensor-parallel-size 8", "--data-parallel-size 2", "--data-parallel-size-local 1",
+                 "--data-parallel-start-rank 1", "--headless"):
+        assert flag in node1, flag
+    assert "--nnodes" not in node1
     doc["hardware"].update(gpus_per_node=4, nodes=3)
     doc["plan"]["worker"].update(tp=1, dp=12, ep=12)
     doc["model"]["id"] = "deepseek-ai/DeepSeek-V2-Lite"

@@ -57,6 +57,44 @@ def test_extra_args_that_conflict_or_do_not_exist_are_refused(extra, message):
         render(profile_from_dict(doc))
 
 
+@pytest.mark.parametrize("name, role, extra", [
+    # flags the plan governs but servewise leaves at the engine default for this plan (dp 1, pp 1, ep 1,
+    # auto KV dtype, no role): set behind the plan's back they would change the GPUs or memory it modelled
+    ("llama-3.1-70b-4xh100-tp4-vllm.yaml", "agg", ["--data-parallel-size", "2"]),
+    ("llama-3.1-70b-4xh100-tp4-vllm.yaml", "agg", ["-pp", "2"]),
+    ("llama-3.1-70b-4xh100-tp4-vllm.yaml", "agg", ["--kv_cache_dtype=fp8"]),
+    ("llama-3.1-70b-4xh100-tp4-vllm.yaml", "agg", ["--headless"]),
+    ("llama-3.1-70b-4xh100-tp4-vllm.yaml", "agg", ["--model", "other/model"]),
+    ("llama-3.1-70b-8xh100-disagg-vllm.yaml", "decode", ["--enable-expert-parallel"]),
+    ("qwen3-32b-4xh100-sglang.yaml", "agg", ["--dp-size", "2"]),
+    ("qwen3-32b-4xh100-sglang.yaml", "agg", ["--attention-data-parallel-size", "2"]),
+    ("llama-3.1-8b-fp8-2xh100-trtllm.yaml", "agg", ["--ep_size", "2"]),
+    ("llama-3.1-8b-fp8-2xh100-trtllm.yaml", "agg", ["--context_parallel_size", "2"]),
+    ("qwen3-32b-8xh200-dynamo-agg-vllm.yaml", "agg", ["--disaggregation-mode", "prefill"]),
+    ("qwen3-30b-a3b-4xh100-moe-dynamo-sglang.yaml", "agg", ["--disaggregation-mode", "decode"]),
+    ("qwen3-30b-a3b-8xh100-moe-ep-dynamo-trtllm.yaml", "agg", ["--disaggregation-mode", "prefill"]),
+])
+def test_extra_args_cannot_set_what_the_plan_leaves_at_the_default(name: str, role: str, extra: list[str]):
+    doc = _doc(name)
+    doc["deploy"]["extra_args"][role] = extra
+    with pytest.raises(RenderError, match=f"deploy.extra_args.{role}: {extra[0].split('=')[0]} would override"):
+        render(profile_from_dict(doc))
+    doc["deploy"]["extra_args"][role] = []
+    render(profile_from_dict(doc))
+
+
+def test_extra_args_that_tune_the_engine_are_kept():
+    for name, extra in (("llama-3.1-70b-4xh100-tp4-vllm.yaml", ["--enforce-eager", "--block-size", "32"]),
+                        ("qwen3-32b-4xh100-sglang.yaml", ["--page-size", "16", "--disable-radix-cache"]),
+                        ("llama-3.1-8b-fp8-2xh100-trtllm.yaml", ["--log_level", "info"]),
+                        ("qwen3-30b-a3b-8xh100-moe-ep-dynamo-trtllm.yaml", ["--publish-kv-events"])):
+        doc = _doc(name)
+        doc["deploy"]["extra_args"]["agg"] = extra
+        script = render(profile_from_dict(doc), ["shell"])["shell/serve_worker.sh" if "dynamo" in name else
+                                                           "shell/serve.sh"]
+        assert " ".join(extra) in " ".join(script.replace("\\\n", " ").split())
+
+
 def test_set_overrides_on_render_and_replay(tmp_path):
     prof = str(EXAMPLES / "llama-3.1-70b-4xh100-tp4-vllm.yaml")
     sets = ["--set", "deploy.namespace=prod", "--set", "engine.image=vllm/vllm-openai:v0.33.1",
@@ -120,3 +158,23 @@ def test_served_name_that_looks_like_a_flag_is_refused():
     doc["model"]["served_name"] = "--port"
     with pytest.raises(RenderError, match="must not start with '-'"):
         render(profile_from_dict(doc))
+
+
+@pytest.mark.parametrize("name, port, clash", [
+    ("llama-3.1-70b-8xh100-disagg-vllm.yaml", 5500, "prefill-0's --port and prefill-0's VLLM_NIXL_SIDE_CHANNEL_PORT"),
+    ("llama-3.1-70b-8xh100-disagg-sglang.yaml", 8898,
+     "prefill-0's --port and prefill-0's --disaggregation-bootstrap-port"),
+    ("qwen3-32b-8xh200-dynamo-agg-vllm.yaml", 9090, "the frontend's --http-port and worker-0's DYN_SYSTEM_PORT"),
+    ("llama-3.1-8b-4xh100-dynamo-disagg-vllm.yaml", 2379, "the frontend's --http-port and etcd"),
+    ("llama-3.1-405b-2x8xh100-multinode-sglang.yaml", 20000, "worker-0's --port and worker-0's --dist-init-addr"),
+])
+def test_a_service_port_that_collides_on_one_host_is_refused(name: str, port: int, clash: str):
+    """Shell scripts and compose services share each host's network; Kubernetes pods do not."""
+    doc = _doc(name)
+    doc["deploy"]["service_port"] = port
+    with pytest.raises(RenderError, match=f"deploy.service_port: port .* would be both {clash}") as e:
+        render(profile_from_dict(doc))
+    assert str(e.value).count("\n") == 0
+    assert render(profile_from_dict(doc), ["k8s"])
+    doc["deploy"]["service_port"] = port + 1000
+    render(profile_from_dict(doc))

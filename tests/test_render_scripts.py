@@ -147,3 +147,59 @@ def assert_modelled_values(r, inst, parsed) -> None:  # type: ignore[no-untyped-
         assert float(f["--free-gpu-memory-fraction"]) == w.gpu_memory_utilization
     else:
         raise AssertionError(f"no modelled-value check for {parsed.program}")
+
+
+ACROSS_NODES = [  # disaggregated examples with their prefill and decode pools split over two nodes
+    ("llama-3.1-70b-8xh100-disagg-vllm.yaml", 4), ("llama-3.1-70b-8xh100-disagg-sglang.yaml", 4),
+    ("llama-3.1-70b-fp8-8xh100-disagg-trtllm.yaml", 4), ("llama-3.1-8b-4xh100-dynamo-disagg-vllm.yaml", 2),
+    ("llama-3.1-8b-2xh100-dynamo-disagg-sglang.yaml", 1), ("llama-3.1-8b-4xh100-dynamo-disagg-trtllm.yaml", 2)]
+
+
+@pytest.mark.parametrize("name, gpus_per_node", ACROSS_NODES)
+def test_disaggregated_scripts_across_nodes(name: str, gpus_per_node: int, shared_dir):
+    """No example spreads a disaggregated plan over hosts, so each is re-laid on two nodes here: the
+    scripts parse, pass shellcheck, run with the node addresses and pass the flag lists; the front door
+    reaches each instance on its node, and Dynamo workers find etcd and NATS on node 0."""
+    from servewise.profiles import load_profile
+    from servewise.profiles.store import profile_from_dict, profile_to_dict
+
+    from .conftest import EXAMPLES
+    from .validators.artifacts import render_to
+
+    doc = profile_to_dict(load_profile(EXAMPLES / name))
+    doc["hardware"].update(gpus_per_node=gpus_per_node, nodes=2)
+    prof = profile_from_dict(doc)
+    rc = build_render_context(prof)
+    assert {i.first_node for i in rc.instances} == {0, 1}
+    r = render_to(prof, f"across-nodes-{name}")
+    scripts = r.paths("shell/", ".sh")
+    for p in scripts:
+        proc = subprocess.run(["bash", "-n", str(p)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{p.name}: {proc.stderr}"
+    proc = run([shellcheck(), "--severity=style", "--shell=bash", *scripts])
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    nodes = {"NODE_ADDRESSES": "10.0.0.1 10.0.0.2", "NODE0_ADDRESS": "10.0.0.1", "HOST_IP": "10.0.0.9"}
+    for role in ("prefill", "decode"):
+        for k, inst in enumerate(rc.role_instances(role)):
+            cap = run_script(r.root / "shell" / f"serve_{role}.sh", {**nodes, "INSTANCE": str(k)},
+                             f"across-{name}-{role}-{k}")
+            parse_and_check(shared_dir, cap.argv, r.versions)
+            assert cap.env.get("CUDA_VISIBLE_DEVICES") == ",".join(map(str, inst.gpus))
+            if rc.runtime == "dynamo":
+                assert cap.env["ETCD_ENDPOINTS"] == "http://10.0.0.1:2379"
+                assert cap.env["NATS_SERVER"] == "nats://10.0.0.1:4222"
+            if "VLLM_NIXL_SIDE_CHANNEL_PORT" in cap.env:
+                assert cap.env["VLLM_NIXL_SIDE_CHANNEL_HOST"] == "10.0.0.9"
+    if rc.runtime == "native":
+        front = run_script(r.root / "shell" / "serve_router.sh", {**nodes, "CONFIG_FILE": str(r.root / "d.yaml")},
+                           f"across-{name}-router")
+        if front.argv[:2] == ["trtllm-serve", "disaggregated"]:
+            import yaml
+
+            cfg = yaml.safe_load((r.root / "d.yaml").read_text())
+            urls = cfg["context_servers"]["urls"] + cfg["generation_servers"]["urls"]
+        else:
+            parsed = parse_and_check(shared_dir, front.argv, r.versions)
+            urls = [v[0].removeprefix("http://") for f in ("--prefill", "--decode") for v in parsed.flags[f]]
+        expected = [f"10.0.0.{i.first_node + 1}:{i.port}" for i in rc.instances]
+        assert urls == expected

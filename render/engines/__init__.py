@@ -95,7 +95,7 @@ def check(cmd: Command, where: str, extra_where: str = "") -> None:
     index = flag_index(cmd.flags)
     check_command(index, list(cmd.args), where)
     if cmd.extra_args:
-        check_extra_args(index, list(cmd.extra_args), list(cmd.args), extra_where)
+        check_extra_args(index, list(cmd.extra_args), list(cmd.args), extra_where, cmd.reserved)
 
 
 def validate(rc: RenderContext) -> None:
@@ -111,6 +111,53 @@ def validate(rc: RenderContext) -> None:
         prefill = [(f"http://10.0.0.1:{i.port}", i) for i in rc.role_instances("prefill")]
         decode = [f"http://10.0.0.1:{i.port}" for i in rc.role_instances("decode")]
         check(router_command(rc, prefill, decode, 8000), "router command")
+
+
+# Ports a process binds, by the flag or environment variable that sets them.
+_PORT_FLAGS = ("--port", "--http-port", "--disaggregation-bootstrap-port", "--master-port", "--data-parallel-rpc-port")
+_PORT_ENV = ("VLLM_NIXL_SIDE_CHANNEL_PORT", "VLLM_MOONCAKE_BOOTSTRAP_PORT", "DYN_SYSTEM_PORT")
+
+
+def _bound_ports(cmd: Command, dp: int = 1) -> list[tuple[int, str]]:
+    """(port, what sets it) for every port ``cmd`` binds; a NIXL side channel takes one port per DP rank."""
+    out = [(int(cmd.args[i + 1]), flag) for i, flag in enumerate(cmd.args[:-1]) if flag in _PORT_FLAGS]
+    out += [(int(cmd.args[i + 1].rsplit(":", 1)[1]), flag) for i, flag in enumerate(cmd.args[:-1])
+            if flag == "--dist-init-addr"]     # SGLang's rendezvous HOST:PORT
+    for name, value in cmd.env:
+        if name in _PORT_ENV:
+            n = dp if name == "VLLM_NIXL_SIDE_CHANNEL_PORT" else 1
+            out += [(int(value) + k, name) for k in range(n)]
+    return out
+
+
+def check_ports(rc: RenderContext) -> None:
+    """No two processes of the plan bind one port on one host (the scripts and compose services share
+    each host's network): the HTTP ports that start at ``deploy.service_port`` must stay clear of the
+    fixed ones (NIXL side channels from 5600, bootstrap ports from 8998, Dynamo's system ports from 9090,
+    etcd and NATS, rendezvous ports from 20000)."""
+    from servewise.render.engines import dynamo
+
+    taken: dict[tuple[int, int], str] = {}
+
+    def take(node: int, port: int, what: str) -> None:
+        other = taken.setdefault((node, port), what)
+        if other != what:
+            raise RenderError(f"port {port} on node {node} would be both {other} and {what}; choose another "
+                              "service port", field="deploy.service_port")
+
+    port = rc.service_port
+    if rc.runtime == "dynamo":
+        take(0, port, "the frontend's --http-port")
+        for fixed, what in ((dynamo.ETCD_PORT, "etcd"), (dynamo.ETCD_PORT + 1, "etcd (peers)"),
+                            (dynamo.NATS_PORT, "NATS")):
+            take(0, fixed, what)
+    elif rc.mode == "disagg":
+        take(0, port, "the router's --port")
+    for inst in rc.instances:
+        for rank in range(inst.nnodes):
+            site = Site(model="org/model", port=inst.port, node_rank=rank, head="10.0.0.1", host_ip="10.0.0.2")
+            for p, what in _bound_ports(worker_command(rc, inst, site), inst.worker.dp):
+                take(inst.first_node + rank, p, f"{inst.name}'s {what}")
 
 
 def ref(name: str) -> Expr:

@@ -76,5 +76,6 @@ def worker_command(rc, inst, site) -> Command:  # type: ignore[no-untyped-def]
         args = mod.server_args(rc, inst, site, dynamo=True)
     else:
         args = mod.dynamo_args(rc, inst, site)
+    reserved = mod.DYNAMO_PLAN_FLAGS if rc.engine_name == "trtllm" else (*mod.PLAN_FLAGS, "--disaggregation-mode")
     return Command(("python3", "-m", RELEASE.engines[rc.engine_name].module), (), tuple(args),
-                   f"{FLAGS}:{rc.engine_name}", tuple(env), port=None)
+                   f"{FLAGS}:{rc.engine_name}", tuple(env), port=None, reserved=reserved)

@@ -23,6 +23,14 @@ from servewise.render.topology import BOOTSTRAP_BASE, Instance
 ROUTER_FLAGS = "sglang-router-0.3.2"
 ROUTER_IMAGE = None   # the engine image ships sglang_router (sglang docs: launch_router in the same install)
 
+# What server_args derives from the plan and profile, emitted or left at the default; not for
+# deploy.extra_args.
+PLAN_FLAGS = ("--model-path", "--served-model-name", "--host", "--port", "--tp-size", "--dp-size", "--attn-dp-size",
+              "--enable-dp-attention", "--pp-size", "--ep-size", "--context-length", "--max-running-requests",
+              "--chunked-prefill-size", "--mem-fraction-static", "--kv-cache-dtype", "--quantization", "--revision",
+              "--disaggregation-mode", "--disaggregation-transfer-backend", "--disaggregation-bootstrap-port",
+              "--dist-init-addr", "--nnodes", "--node-rank")
+
 
 def bootstrap_port(inst: Instance) -> int:
     """Each prefill server's bootstrap port (default 8998, one per prefill instance on a host)."""
@@ -75,7 +83,7 @@ def server_args(rc: RenderContext, inst: Instance, site, *, dynamo: bool = False
 
 def worker_command(rc: RenderContext, inst: Instance, site) -> Command:  # type: ignore[no-untyped-def]
     return Command(("python3", "-m", "sglang.launch_server"), (), tuple(server_args(rc, inst, site)),
-                   rc.engine.flags_reference or "", port=inst.port)
+                   rc.engine.flags_reference or "", port=inst.port, reserved=PLAN_FLAGS)
 
 
 def router_command(rc: RenderContext, prefill: list[tuple[str, Instance]], decode: list[str],

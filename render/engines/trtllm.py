@@ -28,6 +28,15 @@ CUDA_GRAPH_POWERS = 13       # 1, 2, 4, ... 4096
 TRANSCEIVER = {"nixl": "NIXL", "mooncake": "MOONCAKE"}   # deploy.kv_transfer -> cache_transceiver_config.backend
 SERVER_ROLE = {"prefill": "context", "decode": "generation"}
 
+# What the worker commands derive from the plan and profile (parallel sizes, including the context
+# and MoE-cluster sizes servewise leaves at 1), emitted or not; not for deploy.extra_args.
+PLAN_FLAGS = ("--host", "--port", "--backend", "--tp_size", "--pp_size", "--cp_size", "--ep_size", "--cluster_size",
+              "--max_batch_size", "--max_num_tokens", "--max_seq_len", "--kv_cache_free_gpu_memory_fraction",
+              "--extra_llm_api_options", "--revision")
+DYNAMO_PLAN_FLAGS = ("--model", "--served-model-name", "--tensor-parallel-size", "--pipeline-parallel-size",
+                     "--expert-parallel-size", "--enable-attention-dp", "--max-batch-size", "--max-num-tokens",
+                     "--max-seq-len", "--free-gpu-memory-fraction", "--extra-engine-args", "--disaggregation-mode")
+
 
 def config_name(role: str) -> str:
     return f"trtllm-{role}.yaml"
@@ -105,7 +114,7 @@ def worker_command(rc: RenderContext, inst: Instance, site) -> Command:  # type:
     if rc.profile.model.revision:
         args += ["--revision", rc.profile.model.revision]
     return Command(("trtllm-serve",), (site.model,), tuple(args), f"{rc.engine.flags_reference}:serve",
-                   port=inst.port)
+                   port=inst.port, reserved=PLAN_FLAGS)
 
 
 def dynamo_args(rc: RenderContext, inst: Instance, site) -> list[str]:  # type: ignore[no-untyped-def]

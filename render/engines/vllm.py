@@ -18,6 +18,15 @@ from servewise.render.topology import Instance
 # llm-d guides/pd-disaggregation for Mooncake). NIXL ignores kv_role; the router assigns the roles.
 MOONCAKE_BOOTSTRAP_BASE = 8998   # VLLM_MOONCAKE_BOOTSTRAP_PORT default
 
+# What engine_args / multinode_args derive from the plan, emitted or left at the default, and the
+# model argument (vllm serve refuses --model beside the positional one); not for deploy.extra_args.
+PLAN_FLAGS = ("--model", "--served-model-name", "--host", "--port", "--tensor-parallel-size",
+              "--pipeline-parallel-size", "--data-parallel-size", "--enable-expert-parallel", "--max-model-len",
+              "--max-num-seqs", "--max-num-batched-tokens", "--gpu-memory-utilization", "--kv-cache-dtype",
+              "--quantization", "--revision", "--kv-transfer-config", "--headless", "--nnodes", "--node-rank",
+              "--master-addr", "--master-port", "--data-parallel-size-local", "--data-parallel-address",
+              "--data-parallel-rpc-port", "--data-parallel-start-rank")
+
 
 def kv_transfer_config(rc: RenderContext, role: str) -> str:
     if rc.profile.deploy.kv_transfer == "mooncake":
@@ -55,11 +64,12 @@ def multinode_args(inst: Instance, rank: int | str, head: str) -> list[str]:
     """Flags of one node of an instance spanning nodes (vLLM multiprocessing backend, no Ray).
 
     TP x PP across nodes: ``--nnodes N --node-rank R --master-addr HEAD`` (+ ``--headless`` on R > 0),
-    vllm docs serving/parallelism_scaling.md (PR #30509). DP across nodes: ``--data-parallel-size-local``
-    with ``--data-parallel-address/-rpc-port/-start-rank`` (docs serving/data_parallel_deployment.md).
+    vllm docs serving/parallelism_scaling.md (PR #30509). DP across nodes (each TP x PP group within a
+    node, a whole node included): ``--data-parallel-size-local`` with
+    ``--data-parallel-address/-rpc-port/-start-rank`` (docs serving/data_parallel_deployment.md).
     """
     w = inst.worker
-    if w.tp * w.pp >= inst.gpus_per_node:
+    if w.tp * w.pp > inst.gpus_per_node:
         if w.dp > 1:
             raise RenderError(f"{path(inst)}: vLLM cannot combine data parallel with a TP x PP group that "
                               "spans nodes; use replicas")
@@ -88,7 +98,7 @@ def worker_command(rc: RenderContext, inst: Instance, site) -> Command:  # type:
         if not is_head(site.node_rank):
             args += ["--headless"]
     return Command(("vllm", "serve"), (site.model,), tuple(args), rc.engine.flags_reference or "",
-                   tuple(worker_env(rc, inst, site)), port=inst.port)
+                   tuple(worker_env(rc, inst, site)), port=inst.port, reserved=PLAN_FLAGS)
 
 
 def worker_env(rc: RenderContext, inst: Instance, site) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

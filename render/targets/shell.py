@@ -37,11 +37,15 @@ def _site(rc: RenderContext, inst: Instance, rank: int) -> Site:
 
 
 def dynamo_env_lines(rc: RenderContext) -> list[str]:
-    """Where Dynamo processes find etcd (discovery) and NATS (messaging); defaults: this host."""
+    """Where Dynamo processes find etcd (discovery) and NATS (messaging), which run on node 0: this
+    host when the plan has one node, else node 0's address (NODE0_ADDRESS, as in the compose files)."""
     if rc.runtime != "dynamo":
         return []
-    return [f'export ETCD_ENDPOINTS="${{ETCD_ENDPOINTS:-http://127.0.0.1:{dyn.ETCD_PORT}}}"',
-            f'export NATS_SERVER="${{NATS_SERVER:-nats://127.0.0.1:{dyn.NATS_PORT}}}"']
+    host = "127.0.0.1"
+    if nodes_used(list(rc.instances)) > 1:
+        host = "${NODE0_ADDRESS:?set NODE0_ADDRESS to the address of node 0, where etcd and NATS run}"
+    return [f'export ETCD_ENDPOINTS="${{ETCD_ENDPOINTS:-http://{host}:{dyn.ETCD_PORT}}}"',
+            f'export NATS_SERVER="${{NATS_SERVER:-nats://{host}:{dyn.NATS_PORT}}}"']
 
 
 def _vary(values: list[str], name: str, arrays: dict[str, list[str]]) -> str:
@@ -84,6 +88,9 @@ def _script(rc: RenderContext, title: str, insts: list[Instance], cmds: list[Com
         arrays = {"GPU_SLICES": gpu_slices, **arrays}
     n = len(insts)
     pre.append(f"# Which instance of this role to start (0-based, {n} in the plan).")
+    if nodes_used(list(rc.instances)) > 1 and not insts[0].multinode:
+        pre.append("# Run it on its node: " + ", ".join(f"instance {k} on node {i.first_node}"
+                                                       for k, i in enumerate(insts)) + ".")
     pre.append('INSTANCE="${INSTANCE:-0}"')
     if n > 1 or arrays:
         pre.append(f"if (( INSTANCE < 0 || INSTANCE >= {n} )); then")
@@ -97,7 +104,7 @@ def _script(rc: RenderContext, title: str, insts: list[Instance], cmds: list[Com
     if head_needed:
         pre.append(": \"${HEAD_ADDRESS:?set HEAD_ADDRESS to the address of node 0 of this instance}\"")
     if ip_needed:
-        pre.append(": \"${HOST_IP:?set HOST_IP to this host's address reachable from the other nodes}\"")
+        pre.append(": \"${HOST_IP:?set HOST_IP to the address of this host that the other nodes reach}\"")
     pre += dynamo_env_lines(rc)
     for name, value in env:
         pre.append(f"export {name}={quote(value)}")
