@@ -115,6 +115,23 @@ def test_set_overrides_on_render_and_replay(tmp_path):
     assert bad.code == 2 and "engine.image" in bad.err
 
 
+@pytest.mark.parametrize(("setting", "field", "value"), [
+    ("model.revision=1234567", ("model", "revision"), "1234567"),
+    ("engine.version=0.31", ("engine", "version"), "0.31"),
+    ("deploy.namespace=true", ("deploy", "namespace"), "true"),
+    ("workload.isl=3000", ("workload", "isl"), 3000),
+    ("sla.tpot_ms=70.5", ("sla", "tpot_ms"), 70.5),
+])
+def test_set_keeps_text_fields_text(setting: str, field: tuple[str, str], value: object):
+    """``--set`` reads a value as YAML, but a field typed as text only (a revision, a version, a name)
+    keeps what was typed: ``engine.version=0.31`` is the version "0.31", not the number 0.31."""
+    from servewise.profiles.overrides import apply_overrides
+
+    prof = load_profile(EXAMPLES / "llama-3.1-70b-4xh100-tp4-vllm.yaml")
+    got = getattr(getattr(apply_overrides(prof, [setting]), field[0]), field[1])
+    assert got == value and type(got) is type(value)
+
+
 def test_output_directory_is_replaced_whole(tmp_path):
     prof = str(EXAMPLES / "llama-3.1-70b-8xh100-disagg-vllm.yaml")
     out = tmp_path / "out"
