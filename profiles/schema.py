@@ -354,7 +354,10 @@ class Profile(_Strict):
         hw = self.hardware
         if self.plan is not None:
             if self.plan.gpus > hw.total_gpus:
-                raise FieldValueError("plan", f"uses {self.plan.gpus} GPUs but hardware has {hw.total_gpus} "
+                p = self.plan
+                how = f" ({p.replicas} x (prefill {p.prefill.gpus} + decode {p.decode.gpus}))" \
+                    if isinstance(p, DisaggPlan) else ""
+                raise FieldValueError("plan", f"uses {p.gpus} GPUs{how} but hardware has {hw.total_gpus} "
                                               f"(hardware.gpus_per_node x hardware.nodes)")
             workers = [("plan.worker", self.plan.worker)] if isinstance(self.plan, AggPlan) else \
                 [("plan.prefill", self.plan.prefill), ("plan.decode", self.plan.decode)]

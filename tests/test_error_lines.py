@@ -83,6 +83,16 @@ def test_fields_map_to_the_flags_that_set_them():
     assert flag_for("deploy.namespace") is None
 
 
+@pytest.mark.parametrize("flags, named", [
+    (["--tp", "2"], "--tp/--pp/--dp/--replicas: uses 2 GPUs but"),
+    (["--mode", "disagg"], "--prefill-tp/--prefill-workers/--decode-tp/--decode-workers/--replicas (plan): "
+                           "uses 2 GPUs (1 x (prefill 1 + decode 1)) but"),
+])
+def test_a_plan_too_big_for_the_gpus_names_the_flags_of_its_mode(flags, named):
+    r = run_cli("estimate", "--model", "Qwen/Qwen3-0.6B", "--gpu", "h100-sxm", "--gpus", "1", *flags)
+    assert r.code == 2 and r.err.count("\n") == 1 and named in r.err, r.err
+
+
 @pytest.mark.parametrize("err, code", [
     (ProfileError("x"), ExitCode.USAGE), (ConfigError("x"), ExitCode.USAGE), (RenderError("x"), ExitCode.USAGE),
     (DataError("x"), ExitCode.DATA), (UnknownIdError("GPU", "x", ["a"]), ExitCode.DATA),

@@ -110,11 +110,13 @@ def interrupts_as_exceptions() -> Iterator[None]:
 def error_line(err: ServewiseError, args: argparse.Namespace | None) -> str:
     """One line for ``err``: ``FILE: FIELD: message``; for a request built from flags (no profile
     file involved) the field is shown as the flag that sets it."""
-    from servewise.wizard.flags import FIELD_FLAGS, flag_for
+    from servewise.wizard.flags import DISAGG_PLAN_FLAGS, FIELD_FLAGS, flag_for
 
     from_flags = args is not None and not getattr(args, "profile", None)
     if err.path is None and err.field and from_flags:
         flag = flag_for(err.field)
+        if err.field == "plan" and getattr(args, "mode", None) == "disagg":
+            flag = DISAGG_PLAN_FLAGS
         if flag:
             where = flag if FIELD_FLAGS.get(err.field) == flag else f"{flag} ({err.field})"
             return f"{where}: {err.message}"

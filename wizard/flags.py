@@ -42,6 +42,10 @@ FIELD_FLAGS = {
 }
 
 
+# ``plan`` as a whole (its GPU count) is set by other flags when ``--mode disagg``.
+DISAGG_PLAN_FLAGS = "--prefill-tp/--prefill-workers/--decode-tp/--decode-workers/--replicas"
+
+
 def flag_for(field: str) -> str | None:
     """The flag that sets ``field`` (or its closest enclosing field), or None."""
     while field:
