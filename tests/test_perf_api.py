@@ -259,3 +259,13 @@ def test_disaggregated_bands_come_from_disaggregated_rows_where_measured():
     fallback = coverage("hopper", "vllm", "dense", cal.model_copy(update={"disagg_segments": {}}), mode="disagg")
     assert fallback.quantiles == coverage("hopper", "vllm", "dense", cal).quantiles
     assert any("no disaggregated measurements" in r for r in fallback.reasons)
+
+
+@pytest.mark.parametrize("load", [("--concurrency", "32"), ("--max-throughput",)])
+def test_dominant_terms_of_one_metric_share_one_denominator(load):
+    """TPOT's step terms and the prompt chunks sharing its steps are parts of the same TPOT: they sum to
+    at most 100 % (each rounded to a whole percent), whatever the load."""
+    d = json.loads(run_cli("estimate", *QWEN, *load, "--json").out)
+    tpot = [int(t.rsplit(" ", 1)[1].rstrip("%")) for t in d["perf"]["dominant_terms"] if t.startswith("TPOT:")]
+    assert any("prompt chunks" in t for t in d["perf"]["dominant_terms"])
+    assert len(tpot) >= 2 and sum(tpot) <= 100 + len(tpot)
