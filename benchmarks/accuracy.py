@@ -5,7 +5,8 @@
 Prints (markdown tables):
 1. per segment (GPU generation x engine x dense/MoE): median and p90 |error| of TTFT and TPOT on
    held-out measurement groups, and the coverage of the uncertainty bands (each group's band built from
-   the other groups' residuals of its segment, so a group never calibrates its own band);
+   the other groups' residuals of its segment, so a group never calibrates its own band), then each
+   aggregated segment against the targets, with the signed medians and TPOT by load;
    The disaggregated rows that record worker counts are segments of their own (``disagg/...``), scored
    the same way: each group predicted by the fold fit that held it out (no fit sees a disaggregated row);
 2. the groups of aiconfigurator's own accuracy table (reference/perf_model.md section 6.3) that servewise
@@ -166,6 +167,34 @@ def table_aic(df, r1, r2, seed: int = 6) -> str:
     return "\n".join(lines)
 
 
+TARGETS = {"ttft": 20.0, "tpot": 10.0, "cover": 80.0}   # issue 5: median |error| and band coverage, in %
+
+
+def table_targets(df, r1, r2, c1, c2, light: int = 8) -> str:
+    """Each aggregated segment against the targets (TTFT median <= 20 %, TPOT median <= 10 %, band
+    coverage >= 80 %): met, or by how many points it misses; the signed medians say whether a miss is a bias
+    (the model leans one way) or scatter, and TPOT at light (<= ``light`` clients) vs heavier load says
+    whether it grows with the batch."""
+    segs = np.array(segment_keys(df))
+    conc = df["concurrency"].to_numpy(dtype=float)
+    lines = ["| segment | TTFT med | TPOT med | band cover (lower) | TTFT signed | TPOT signed | "
+             f"TPOT med, <= {light} / > {light} clients |", "|---|---|---|---|---|---|---|"]
+
+    def vs(v: float, target: float, above: bool = False) -> str:
+        miss = target - v if above else v - target
+        return f"{v:.0f}% (met)" if miss <= 0 else f"{v:.0f}% ({miss:+.0f} pts)"
+
+    for k in sorted(k for k in set(segs[np.isfinite(r1)]) if not k.startswith(DISAGG)):
+        m = np.isfinite(r1) & (segs == k)
+        s1, s2 = stats(r1[m]), stats(r2[m])
+        cover = min(np.nanmean(c1[m]), np.nanmean(c2[m])) * 100
+        split = [stats(r2[m & sel]) for sel in (conc <= light, conc > light)]
+        lines.append(f"| {k} | {vs(s1['med'], TARGETS['ttft'])} | {vs(s2['med'], TARGETS['tpot'])} | "
+                     f"{vs(cover, TARGETS['cover'], above=True)} | {s1['signed']:+.0f}% | {s2['signed']:+.0f}% | "
+                     + " / ".join(f"{s['med']:.0f}%" if s.get("n") else "–" for s in split) + " |")
+    return "\n".join(lines)
+
+
 def table_transfer(df, e1, e2) -> str:
     lines = ["| engine left out | rows | TTFT med | TTFT p90 | TPOT med | TPOT p90 |", "|---|---|---|---|---|---|"]
     for e in sorted(df["backend"][np.isfinite(e1)].unique()):
@@ -186,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     print("## Held-out accuracy per segment (group K-fold; band coverage at the "
           f"{int(BAND_LEVEL * 100)}% level, leave-group-out)\n")
     print(table_segments(df, r1, r2, c1, c2))
+    print("\n## Aggregated segments against the targets (TTFT median <= 20%, TPOT median <= 10%, "
+          "band coverage >= 80%)\n")
+    print(table_targets(df, r1, r2, c1, c2))
     print("\n## aiconfigurator's table (reference/perf_model.md 6.3), groups servewise models\n")
     print(table_aic(df, r1, r2))
     if np.isfinite(e1).any():

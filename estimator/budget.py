@@ -116,7 +116,7 @@ class _Rule:
     budget: np.ndarray
     kv: np.ndarray
     cap: kvc.KvCapacity
-    held: np.ndarray
+    held: np.ndarray                # what the engine would hold; beyond the budget when the fixed terms overrun it
     outside_short: np.ndarray       # bytes the memory outside the budget lacks (0 when it fits)
     outside_term: int               # which OVERFLOW_TERMS index that shortfall is
 
@@ -133,7 +133,7 @@ def _vllm(req, cal, a, tp, pp, ep, seqs, tokens, fraction, weights, other, lay) 
     cap = kvc.vllm_capacity(lay, kv, req.block_size, req.max_model_len, tokens, a.max_position_embeddings,
                             rules.kv_tokens_reported, rules.hybrid_group_size)
     held = budget + (0.0 if rules.cuda_graph_budgeted else graphs)
-    return _Rule(act, graphs, rules.cuda_graph_budgeted, budget, kv, cap, held,
+    return _Rule(act, graphs, rules.cuda_graph_budgeted, budget, kv, cap, held + np.maximum(-kv, 0.0),
                  np.maximum(held - req.memory_bytes, 0.0), 4)
 
 
@@ -152,7 +152,7 @@ def _sglang(req, cal, a, tp, pp, ep, seqs, tokens, fraction, weights, other, lay
     cap = kvc.sglang_capacity(lay, kv - seqs * lay.state_bytes_per_seq, req.max_model_len,
                               s.swa_full_tokens_ratio, a.max_position_embeddings)
     outside = start * (1.0 - fraction) - act.total - graphs
-    return _Rule(act, graphs, False, budget, kv, cap, budget + other + act.total + graphs,
+    return _Rule(act, graphs, False, budget, kv, cap, budget + np.maximum(-kv, 0.0) + other + act.total + graphs,
                  np.maximum(-outside, 0.0), 3)
 
 

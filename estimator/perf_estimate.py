@@ -31,12 +31,14 @@ def _band(b, scale: float = 1.0) -> tuple[float, float]:
     return (round(_f(b[0]) * scale, 3), round(_f(b[1]) * scale, 3))
 
 
-def step_terms(step: StepTime, what: str, top: int = 3) -> list[str]:
-    """The largest terms of a step as 'what: term NN%' strings."""
+def step_terms(step: StepTime, what: str, top: int = 3, share: float = 1.0) -> list[str]:
+    """The largest terms of a step as 'what: term NN%' strings; ``share`` is the step's part of ``what``
+    (a TPOT whose steps also carry other requests' prompt chunks), so every percentage of one ``what``
+    has the same denominator."""
     terms = {k: _f(v) for k, v in step.terms().items()}
     total = sum(terms.values()) or 1.0
     ranked = sorted(terms.items(), key=lambda kv: -kv[1])[:top]
-    return [f"{what}: {k} {100 * v / total:.0f}%" for k, v in ranked if v > 0.02 * total]
+    return [f"{what}: {k} {100 * share * v / total:.0f}%" for k, v in ranked if v > 0.02 * total]
 
 
 def kv_limited_batch(ctx: Context, tp: int, pp: int, dp: int, ep: int, max_num_batched_tokens: int,
@@ -108,8 +110,8 @@ def agg_perf(ctx: Context, plan: AggPlan, memory: MemoryEstimate) -> tuple[PerfE
     pt = g.point
     conc = _f(pt.concurrency) * w.dp * r if wl.load.request_rate is None else _f(pt.running) * w.dp * r
     tpot = _f(g.tpot_s)
-    dom = step_terms(pt.light, "TPOT")
-    interference = 1.0 - _f(pt.light.total_s) / tpot if tpot > 0 else 0.0
+    interference = max(1.0 - _f(pt.light.total_s) / tpot, 0.0) if tpot > 0 else 0.0
+    dom = step_terms(pt.light, "TPOT", share=1.0 - interference)
     if interference > 0.05:
         dom.append(f"TPOT: other requests' prompt chunks {100 * interference:.0f}%")
     ttft = _f(g.ttft_s)

@@ -109,12 +109,17 @@ def agg_grid(ctx: Context, tp: ArrayLike = 1, pp: ArrayLike = 1, dp: ArrayLike =
     return _grid(pt, cov, extra, pt.running)
 
 
-def pools_link_bandwidth(ctx: Context, gpus: ArrayLike, prefill: PerfTarget) -> np.ndarray:
+def pools_link_bandwidth(ctx: Context, gpus: ArrayLike, prefill: PerfTarget,
+                         decode: PerfTarget | None = None) -> np.ndarray:
     """The link KV caches cross: the scale-up link when the whole xPyD system fits in one node, else the
-    per-GPU scale-out network (the host PCIe link where the GPU spec has none)."""
-    inter = prefill.gpu.inter_node or prefill.gpu.host_link
-    return np.where(np.asarray(gpus) <= prefill.scale_up_gpus, prefill.intra_link.bandwidth_bytes_per_s,
-                    inter.bandwidth_bytes_per_s)
+    per-GPU scale-out network (the host PCIe link where the GPU spec has none). Pools of different GPU
+    models never share a scale-up domain (an NVLink domain is one SKU), so heterogeneous pools always
+    cross the scale-out network, at the slower side's bandwidth."""
+    sides = [prefill] if decode is None else [prefill, decode]
+    inter = min((t.gpu.inter_node or t.gpu.host_link).bandwidth_bytes_per_s for t in sides)
+    same_domain = decode is None or decode.gpu.id == prefill.gpu.id
+    return np.where((np.asarray(gpus) <= prefill.scale_up_gpus) & same_domain,
+                    prefill.intra_link.bandwidth_bytes_per_s, inter)
 
 
 def disagg_grid(ctx: Context, prefill: tuple, decode: tuple, prefill_workers: ArrayLike,
@@ -133,7 +138,7 @@ def disagg_grid(ctx: Context, prefill: tuple, decode: tuple, prefill_workers: Ar
         decode_kv_tokens = kv_tokens_for(ctx, decode[0], decode[1], decode[2], decode[3], decode_max_seqs,
                                          decode_budget, fraction, decode_gpu_id)
     gpus = np.asarray(prefill_workers) * p_par.gpus + np.asarray(decode_workers) * d_par.gpus
-    link = pools_link_bandwidth(ctx, gpus, pt_)
+    link = pools_link_bandwidth(ctx, gpus, pt_, dt_)
     if request_rate is not None:
         pt = disaggregated_at_rate(pt_, dt_, p_par, d_par, isl, osl, request_rate, prefill_workers, decode_workers,
                                    prefill_budget, decode_max_seqs, decode_kv_tokens, link)

@@ -29,6 +29,17 @@ def test_llama_70b_bf16_on_one_h100_names_the_weights():
     assert KEYS <= set(m)
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_what_does_not_fit_is_not_reported_as_held_within_the_budget(engine):
+    """The total an engine would hold counts every fixed term even when they overrun the budget, so
+    the table never shows a total below the weights it contains, nor headroom that is not there."""
+    code, doc, _ = _memory(*L70, "--engine", engine)
+    m = doc["memory"]
+    fixed = m["weights_bytes"] + m["activation_bytes"] + m["other_bytes"] + m["cuda_graph_bytes"]
+    assert code == 1 and m["total_bytes"] == pytest.approx(fixed, abs=2)
+    assert m["headroom_bytes"] < 0
+
+
 def test_llama_70b_bf16_on_two_h100_tp2_fits_with_a_kv_capacity():
     code, doc, _ = _memory(*L70, "--gpus", "2", "--tp", "2")
     m = doc["memory"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from servewise.estimator.context import build_context
-from servewise.estimator.performance import agg_grid, disagg_grid, perf_target
+from servewise.estimator.performance import agg_grid, disagg_grid, perf_target, pools_link_bandwidth
 from servewise.estimator.uncertainty import coverage
 from servewise.perfdata.calibration import COEFFICIENTS, load_calibration
 from servewise.wizard import flags
@@ -81,6 +81,23 @@ def test_heterogeneous_prefill_gpu():
     assert hetero["roles"]["prefill"]["gpu"] == "h200-sxm"
     assert hetero["roles"]["prefill"]["memory"]["kv_cache_tokens"] > same["roles"]["prefill"]["memory"][
         "kv_cache_tokens"]
+
+
+def test_heterogeneous_pools_send_the_kv_cache_over_the_scale_out_network():
+    """An H200 prefill pool and an H100 decode pool are different machines (an NVLink domain is one SKU),
+    so the KV cache crosses the scale-out network even when the system has only 8 GPUs; the same 4 + 4
+    GPUs of one SKU share a node's NVLink."""
+    base = ["estimate", *QWEN, "--concurrency", "8", "--mode", "disagg", "--prefill-tp", "4", "--decode-tp", "4",
+            "--json"]
+    same = json.loads(run_cli(*base).out)["perf"]["kv_transfer_ms"]
+    hetero = json.loads(run_cli(*base, "--prefill-gpu", "h200-sxm").out)["perf"]["kv_transfer_ms"]
+    c = ctx_for("--mode", "disagg", "--prefill-gpu", "h200-sxm")
+    pre, dec = perf_target(c, "h200-sxm"), perf_target(c)
+    nvlink, network = pre.intra_link.bandwidth_bytes_per_s, min(
+        (t.gpu.inter_node or t.gpu.host_link).bandwidth_bytes_per_s for t in (pre, dec))
+    assert float(pools_link_bandwidth(c, 8, pre, dec)) == network < nvlink
+    assert float(pools_link_bandwidth(c, 8, dec, dec)) == dec.intra_link.bandwidth_bytes_per_s
+    assert hetero > 2 * same
 
 
 def test_request_rate_estimate():
@@ -242,3 +259,13 @@ def test_disaggregated_bands_come_from_disaggregated_rows_where_measured():
     fallback = coverage("hopper", "vllm", "dense", cal.model_copy(update={"disagg_segments": {}}), mode="disagg")
     assert fallback.quantiles == coverage("hopper", "vllm", "dense", cal).quantiles
     assert any("no disaggregated measurements" in r for r in fallback.reasons)
+
+
+@pytest.mark.parametrize("load", [("--concurrency", "32"), ("--max-throughput",)])
+def test_dominant_terms_of_one_metric_share_one_denominator(load):
+    """TPOT's step terms and the prompt chunks sharing its steps are parts of the same TPOT: they sum to
+    at most 100 % (each rounded to a whole percent), whatever the load."""
+    d = json.loads(run_cli("estimate", *QWEN, *load, "--json").out)
+    tpot = [int(t.rsplit(" ", 1)[1].rstrip("%")) for t in d["perf"]["dominant_terms"] if t.startswith("TPOT:")]
+    assert any("prompt chunks" in t for t in d["perf"]["dominant_terms"])
+    assert len(tpot) >= 2 and sum(tpot) <= 100 + len(tpot)

@@ -115,3 +115,23 @@ def test_accuracy_tables_give_the_disaggregated_rows_their_own_segments(shared_d
     assert rows["ALL disaggregated"].split(" | ")[1] == str(int(df["disagg_usable"].sum()))
     assert any(k.startswith("disagg/hopper/trtllm/moe") for k in rows)
     assert "trtllm disagg | aiconfigurator | 25 |" in table_aic(df, r1, r2)
+
+
+def test_targets_table_states_met_or_the_miss_in_points(monkeypatch):
+    """Each aggregated segment against TTFT <= 20 %, TPOT <= 10 %, coverage >= 80 %: 'met' or by how many
+    points it misses, with the signed medians and TPOT by load (synthetic residuals, known medians)."""
+    pd = pytest.importorskip("pandas")
+    import benchmarks.accuracy as acc
+
+    n = 10
+    df = pd.DataFrame({"concurrency": [1] * 5 + [64] * 5 + [1] * n, "seg": ["hopper/vllm/dense"] * n +
+                       ["blackwell/trtllm/moe"] * n})
+    monkeypatch.setattr(acc, "segment_keys", lambda d: list(d["seg"]))
+    ttft = np.log(np.r_[np.full(n, 1.10), np.full(n, 0.70)])         # +10 % / -30 %
+    tpot = np.log(np.r_[np.full(5, 1.05), np.full(5, 1.25), np.full(n, 1.40)])
+    cover = np.r_[np.ones(n), np.r_[np.ones(7), np.zeros(3)]]
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:]
+            for line in acc.table_targets(df, ttft, tpot, cover, cover).splitlines()[2:]}
+    assert rows["hopper/vllm/dense"][:3] == ["10% (met)", "15% (+5 pts)", "100% (met)"]
+    assert rows["hopper/vllm/dense"][5].startswith("5% / 25%")
+    assert rows["blackwell/trtllm/moe"][:5] == ["30% (+10 pts)", "40% (+30 pts)", "70% (+10 pts)", "-30%", "+40%"]

@@ -94,6 +94,19 @@ def test_human_summary_has_bands_verdict_chart_and_advice():
     assert bad.code == 1 and "advice (each checked by re-running the search):" in bad.out
 
 
+def test_human_summary_shows_the_chosen_memory_breakdown_as_estimate_does(tmp_path):
+    """The plan prints the chosen configuration's per-GPU memory table, the same rows `estimate` prints
+    for that configuration when its profile is replayed."""
+    saved = tmp_path / "p.yaml"
+    r = run_cli(*SCENARIO_A, "--save", str(saved))
+    assert r.code == 0
+    est = run_cli("estimate", "--profile", str(saved))
+    assert est.code == 0
+    table = est.out.split("\nMemory\n", 1)[1].split("\n\n", 1)[0]
+    assert "activation peak" in table and "CUDA graphs" in table and "non-torch" in table
+    assert table in r.out
+
+
 def test_gpu_hour_price_gives_cost_per_candidate():
     priced = json.loads(run_cli(*SCENARIO_A, "--gpu-hour-usd", "3.5", "--json").out)
     assert priced["gpu_hour_usd"] == 3.5

@@ -10,6 +10,7 @@ from servewise.perfdata.errors import located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
 from servewise.profiles.schema import AggPlan, Profile, Worker
 from servewise.wizard import flags
+from servewise.wizard.commands.estimate import format_memory
 from servewise.wizard.exitcodes import ExitCode
 from servewise.wizard.output import info, print_json
 from servewise.wizard.textchart import scatter
@@ -178,11 +179,10 @@ def format_plan(r: PlanResult) -> str:
         lines.append(f"chosen: {MODE_TITLES[c.mode]} {layout(c)}, max_num_seqs / batched tokens {_batch(c)}, "
                      f"memory fraction {_fraction(c)}")
         est = r.chosen_estimate
-        mem = est.memory if est and est.memory else (est.roles["decode"].memory if est and est.roles else None)
-        if mem is not None:
-            lines.append(f"per GPU{' (decode)' if c.mode == 'disagg' else ''}: weights "
-                         f"{mem.weights_bytes / 1024**3:.2f} GiB, KV cache {mem.kv_cache_bytes / 1024**3:.2f} GiB "
-                         f"= {mem.kv_cache_tokens:,} tokens")
+        if est is not None and est.memory is not None:
+            lines += ["", format_memory(est.memory, "Memory of the chosen configuration")]
+        for role, rp in ((est.roles or {}) if est is not None else {}).items():
+            lines += ["", format_memory(rp.memory, f"Memory of the chosen configuration ({role}, TP{rp.worker.tp})")]
     else:
         lines.append(f"no configuration meets the SLA: {r.reason}")
     if any(r.candidates.values()):
