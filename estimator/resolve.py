@@ -160,7 +160,7 @@ def with_weights_dtype(rm: ResolvedModel, weights_dtype: str) -> ResolvedModel:
         return replace(rm, weights=fmt, engine_quantization="fp8" if weights_dtype == "fp8" else None,
                        quant=plain_scheme(fmt), weight_bytes=served.weight_bytes, weight_bytes_source="architecture")
     raise ConfigError(f"{rm.id} is a {ckpt} checkpoint; it cannot be served as {weights_dtype} "
-                      f"(use a {weights_dtype} checkpoint of the model, or --weights-dtype auto)",
+                      f"(use a checkpoint of the model quantized to {weights_dtype}, or --weights-dtype auto)",
                       field="model.weights_dtype")
 
 

@@ -111,3 +111,10 @@ def test_three_engines_size_the_kv_cache_by_their_own_rules():
         "weights_bytes", "activation_bytes", "other_bytes"))
     assert docs["trtllm"]["kv_cache_bytes"] == pytest.approx(0.9 * free, abs=2)
     assert tokens["trtllm"] % 32 == 0 and tokens["vllm"] % 16 == 0
+
+
+def test_heterogeneous_estimate_says_which_pool_runs_on_which_gpu():
+    r = run_cli("estimate", "--model", "Qwen/Qwen3-32B", "--gpu", "h100-sxm", "--gpus", "8", "--mode", "disagg",
+                "--prefill-tp", "4", "--decode-tp", "4", "--prefill-gpu", "h200-sxm")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0].startswith("Qwen/Qwen3-32B on 4 x h200-sxm (prefill) + 4 x h100-sxm (decode),")

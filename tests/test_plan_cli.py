@@ -148,3 +148,26 @@ def test_text_chart_edges():
     assert one[0].endswith("*") and all(len(line) <= 27 for line in one)
     lines = scatter([(1, 1, "a"), (2, 3, "A"), (3, 2, "*")], width=20, height=5, vline=2.5, x_label="x")
     assert "A" in lines[0] and ":" in lines[1] and lines[-1].strip() == "x"
+
+
+@pytest.mark.parametrize("mode", ["agg", "disagg"])
+def test_mode_restricts_the_search_and_is_saved(tmp_path, mode):
+    """``--mode`` (a common flag) searches one mode only, records it in ``search.modes`` and applies on
+    top of ``--profile`` too."""
+    saved = tmp_path / "p.yaml"
+    r = run_cli(*SCENARIO_A, "--mode", mode, "--json", "--save", str(saved))
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert set(doc["best"]) == {mode} and doc["chosen"]["mode"] == mode
+    prof = load_profile(saved)
+    assert prof.search.modes == [mode] and prof.plan.mode == mode
+    other = "disagg" if mode == "agg" else "agg"
+    r = run_cli("plan", "--profile", str(saved), "--mode", other, "--json")
+    assert r.code == 0, r.err
+    assert set(json.loads(r.out)["best"]) == {other}
+
+
+def test_mode_agg_with_a_prefill_gpu_is_refused_naming_the_flag():
+    r = run_cli("plan", "--model", "Qwen/Qwen3-0.6B", "--gpu", "h100-sxm", "--gpus", "2", "--mode", "agg",
+                "--prefill-gpu", "h200-sxm")
+    assert r.code == 2 and r.err.startswith("servewise: --prefill-gpu:"), r.err

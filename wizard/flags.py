@@ -31,7 +31,7 @@ FIELD_FLAGS = {
     "workload.load.request_rate": "--request-rate", "workload.load": "--concurrency/--request-rate",
     "sla.ttft_ms": "--ttft-ms", "sla.tpot_ms": "--tpot-ms", "sla.percentile": "--sla-percentile",
     "engine.name": "--engine", "engine.version": "--engine-version", "search.gpu_hour_usd": "--gpu-hour-usd",
-    "search.memory_fraction": "--gpu-memory-utilization",
+    "search.memory_fraction": "--gpu-memory-utilization", "search.modes": "--mode",
     "plan": "--tp/--pp/--dp/--replicas", "plan.mode": "--mode", "plan.replicas": "--replicas",
     **{f"plan.{role}.{key}": flag for role in ("worker", "prefill", "decode") for key, flag in (
         ("pp", "--pp"), ("dp", "--dp"), ("ep", "--ep"), ("max_num_seqs", "--max-num-seqs"),
@@ -253,7 +253,8 @@ def inputs_from_args(a: argparse.Namespace) -> dict:
     sla = validated(Sla, dict(ttft_ms=a.ttft_ms, tpot_ms=a.tpot_ms, percentile=a.sla_percentile), field="sla")
     workload = validated(Workload, dict(isl=isl, osl=osl, load=load), field="workload")
     engine = validated(Engine, dict(name=a.engine, version=a.engine_version), field="engine")
-    search = validated(Search, dict(gpu_hour_usd=getattr(a, "gpu_hour_usd", None),
+    modes = [a.search_mode] if getattr(a, "search_mode", None) else ["agg", "disagg"]
+    search = validated(Search, dict(modes=modes, gpu_hour_usd=getattr(a, "gpu_hour_usd", None),
                                     memory_fraction=getattr(a, "gpu_memory_utilization", None)), field="search")
     validated(Model, dict(id=model_id, revision=getattr(a, "revision", None), max_model_len=a.max_model_len),
               field="model")

@@ -128,8 +128,10 @@ def format_role(r: RolePerf) -> str:
 
 
 def format_estimate(e: Estimate) -> str:
-    head = (f"{e.model} on {e.gpus} x {e.gpu}, {e.engine} {e.engine_version}, {e.mode}, "
-            f"max_model_len {e.max_model_len}")
+    where = f"{e.gpus} x {e.gpu}"
+    if e.roles and any(r.gpu != e.gpu for r in e.roles.values()):  # heterogeneous pools: say which is where
+        where = " + ".join(f"{e.plan.replicas * r.worker.gpus} x {r.gpu} ({role})" for role, r in e.roles.items())
+    head = f"{e.model} on {where}, {e.engine} {e.engine_version}, {e.mode}, max_model_len {e.max_model_len}"
     parts = [head, ""]
     if e.memory:
         parts.append(format_memory(e.memory, "Memory"))

@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     flags.add_model_hardware_flags(p)
     flags.add_detect_flags(p)
     flags.add_workload_flags(p, searches_batch=True)
+    p.add_argument("--mode", dest="search_mode", choices=["agg", "disagg"],
+                   help="search only aggregated or only disaggregated configurations (default: both)")
     p.add_argument("--save", metavar="PATH", type=flags.path,
                    help="write a profile with the chosen plan (and its estimates) pinned")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -51,6 +53,10 @@ def run(a: argparse.Namespace) -> int:
     with located(path=a.profile):
         if a.profile:
             profile = load_profile(a.profile)
+            if a.search_mode:  # applied on top of the profile, as --gpu-memory-utilization is
+                doc = profile.model_dump(mode="json")
+                doc["search"]["modes"] = [a.search_mode]
+                profile = profile_from_dict(doc, path=a.profile)
         else:
             if not (a.concurrency or a.request_rate or a.max_throughput):
                 a.max_throughput = True   # the search picks the batch
