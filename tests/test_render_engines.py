@@ -133,6 +133,8 @@ def test_sglang_attention_dp_is_spelled_per_version(shared_dir):
             assert "--enable-dp-attention" in text and "--attn-dp-size" not in text
         else:
             assert "--attn-dp-size 4" in text and "--enable-dp-attention" not in text and "--tp-size 4" in text
+        # SGLang divides both limits by the DP size: 4 ranks of 32 sequences are asked for as 128
+        assert "--max-running-requests 128" in text, text
         cap = run_script(r.root / "shell" / script, {"INSTANCE": "0"}, f"sglang-attention-dp-{version}")
         parsed = parse_and_check(shared_dir, cap.argv, r.versions)
         inst = build_render_context(prof).role_instances("agg")[0]

@@ -126,8 +126,9 @@ def assert_modelled_values(r, inst, parsed) -> None:  # type: ignore[no-untyped-
         assert dp == w.dp and (("--enable-dp-attention" in parsed.flags) or "--attn-dp-size" in parsed.flags) \
             == (w.attention_dp and r.versions.get("sglang") != "0.5.23" or "--attn-dp-size" in parsed.flags)
         assert int(f.get("--ep-size", 1)) == w.ep
-        assert int(f["--max-running-requests"]) == w.max_num_seqs
-        assert int(f["--chunked-prefill-size"]) == w.max_num_batched_tokens
+        ranks = w.dp if w.attention_dp else 1  # SGLang divides both by the attention-DP size
+        assert int(f["--max-running-requests"]) == w.max_num_seqs * ranks
+        assert int(f["--chunked-prefill-size"]) == w.max_num_batched_tokens * ranks
         assert float(f["--mem-fraction-static"]) == w.gpu_memory_utilization
         assert f["--model-path"] in (r.profile.model.id, "/models/model")
         if m.max_model_len:

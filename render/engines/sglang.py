@@ -67,7 +67,12 @@ def server_args(rc: RenderContext, inst: Instance, site, *, dynamo: bool = False
     args += parallel_args(rc, inst)
     if p.model.max_model_len:
         args += ["--context-length", str(p.model.max_model_len)]
-    args += ["--max-running-requests", str(w.max_num_seqs), "--chunked-prefill-size", str(w.max_num_batched_tokens),
+    # With attention DP, SGLang reads both limits as totals over the DP ranks and divides them by the DP
+    # size (server_args._handle_data_parallelism for the chunk; the scheduler's max_running_requests //
+    # dp_size); the plan's values are per rank, as vLLM and TensorRT-LLM read theirs.
+    ranks = w.dp if w.attention_dp else 1
+    args += ["--max-running-requests", str(w.max_num_seqs * ranks),
+             "--chunked-prefill-size", str(w.max_num_batched_tokens * ranks),
              "--mem-fraction-static", num(w.gpu_memory_utilization)]
     args += checkpoint_args(rc)
     if inst.role != "agg":
