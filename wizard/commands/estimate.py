@@ -76,7 +76,8 @@ def memory_rows(m: MemoryEstimate) -> list[list[str]]:
         ["CUDA graphs", gib(m.cuda_graph_bytes), graphs],
         ["non-torch (context, NCCL)", gib(m.other_bytes), ""],
         ["total held", gib(m.total_bytes), ""],
-        [f"budget ({m.memory_fraction:g} of {m.memory_fraction_of.replace('_', ' ')})", gib(m.budget_bytes), ""],
+        [f"budget ({m.memory_fraction:g} of total)" if m.memory_fraction_of == "total" else
+         f"budget (fixed terms + {m.memory_fraction:g} of the rest)", gib(m.budget_bytes), ""],
         ["GPU memory", gib(m.gpu_memory_bytes), f"headroom {gib(m.headroom_bytes)}"],
     ]
 
