@@ -100,6 +100,28 @@ async def test_ctrl_s_saves_from_any_step_and_asks_before_replacing_artifacts(tm
     assert app.return_value == 0
 
 
+async def test_ctrl_s_refuses_while_a_field_shows_an_invalid_value(tmp_path):
+    """The draft keeps the last valid value of a field; saving then would write a number other than
+    the one on screen, so ctrl+s points at the field instead (as Next does)."""
+    from textual.widgets import Input
+
+    app = make_app(save_path=tmp_path / "p.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await press_until(pilot, "enter", "workload")
+        ttft = app.screen.query_one("#ttft", Input)
+        ttft.value = "fast"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not (tmp_path / "p.yaml").exists() and app.dirty
+        assert ttft.has_focus and app.step == "workload"
+        ttft.value = "750"
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert load_profile(tmp_path / "p.yaml").sla.ttft_ms == 750
+
+
 async def test_save_errors_are_dialogs_not_tracebacks(tmp_path):
     app = make_app(save_path=tmp_path / "missing" / "p.yaml")
     async with app.run_test(size=SIZE) as pilot:
