@@ -359,3 +359,24 @@ def test_the_wizard_needs_a_terminal():
 
     r = run_cli("wizard", "--save", "x.yaml")
     assert r.code == 2 and r.out == "" and "needs a terminal" in r.err and r.err.count("\n") == 1
+
+
+async def test_help_fits_a_small_terminal_and_scrolls():
+    """At 80x24 the help dialog stays on screen (its foot included) and every line can be scrolled to."""
+    from textual.containers import VerticalScroll
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press_until(pilot, "enter", "results")
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        foot = app.screen.query_one(".dialog-foot")
+        assert 0 <= foot.region.y and foot.region.bottom <= 24, foot.region
+        body = app.screen.query_one(VerticalScroll)
+        assert body.has_focus and body.max_scroll_y > 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert body.scroll_y == body.max_scroll_y
+        assert isinstance(app.screen, HelpScreen)
