@@ -70,6 +70,20 @@ async def test_hardware_search_choice_and_validation(tmp_path):
         assert app.outcome.draft.hardware.nodes == 2     # re-planned for the edit
 
 
+async def test_hardware_search_for_an_exact_id_picks_that_gpu():
+    """Typing a catalog id and Enter picks that GPU even when longer ids also match ("l4" vs "l40s")."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.click("#gpu-search")
+        await pilot.press("L", "4")
+        table = app.screen.query_one("#gpu-table", DataTable)
+        assert table.row_count > 1
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.step == "model" and app.draft.hardware.gpu == "l4"
+
+
 async def test_model_step_defaults_ladder_and_errors():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -102,7 +102,9 @@ class HardwareScreen(StepScreen):
         table = self.query_one("#gpu-table", DataTable)
         with table.prevent(DataTable.RowHighlighted):
             table.clear()
-            for g in sorted(all_gpus().values(), key=lambda g: (g.segment != "datacenter", -g.memory_bytes, g.id)):
+            exact = query.strip().lower()  # a typed id comes first, so Enter picks it ("l4", not "l40s")
+            for g in sorted(all_gpus().values(),
+                            key=lambda g: (g.id != exact, g.segment != "datacenter", -g.memory_bytes, g.id)):
                 if gpu_matches(g, query):
                     tflops = g.flops.get("bf16") or g.flops.get("fp16") or 0.0
                     table.add_row(g.id, f"{g.memory_bytes / 1024**3:.0f}", f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}",
