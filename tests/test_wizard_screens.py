@@ -340,7 +340,10 @@ async def test_detection_through_a_fake_nvml_fills_the_hardware_step():
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert app.draft.hardware.source == "nvml" and app.draft.hardware.fingerprint is not None
-        assert app.screen.query_one("#detected-table", DataTable).has_focus
+        table = app.screen.query_one("#detected-table", DataTable)
+        assert table.has_focus
+        # the memory `servewise detect` shows: CUDA-visible, never less than what is free
+        assert table.get_row_at(0)[3:5] == ["79.18", "79.18"]
         await pilot.press("enter")
         await settle(pilot)
         assert app.step == "model" and app.outcome.draft.hardware.source == "nvml"

@@ -91,10 +91,12 @@ class HardwareScreen(StepScreen):
             for i, g in enumerate(det.groups):
                 hw = g.hardware
                 name = g.name or (hw.gpu if isinstance(hw.gpu, str) else hw.gpu.name)
-                mem = hw.fingerprint.memory_bytes[0] if hw.fingerprint and hw.fingerprint.memory_bytes else None
+                mem = g.memory_bytes  # CUDA-visible, the memory plans use and free memory is counted against
+                if mem is None and hw.fingerprint and hw.fingerprint.memory_bytes:
+                    mem = hw.fingerprint.memory_bytes[0]
                 spec = all_gpus().get(hw.gpu_id)
                 link = hw.interconnect or (spec.interconnect.kind if spec else "—")
-                table.add_row(name, hw.gpu_id, str(hw.total_gpus), gib(mem), gib(g.free_memory_bytes), link,
+                table.add_row(name, hw.gpu_id, str(hw.total_gpus), gib(mem, 2), gib(g.free_memory_bytes, 2), link,
                               key=str(i))
         table.display = True
 
