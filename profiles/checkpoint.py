@@ -30,6 +30,8 @@ _CONFIG = "config.json"
 _HF_QUANT = "hf_quant_config.json"
 HINT = ("set HF_TOKEN for a gated or private repo, pass a local checkpoint folder (./path), "
         "or set HF_HUB_OFFLINE=1 to use the local Hugging Face cache")
+OFFLINE_HINT = ("run once with network access (unset HF_HUB_OFFLINE) to cache its config, or pass a local "
+                "checkpoint folder (./path)")
 T = TypeVar("T")
 
 
@@ -174,7 +176,7 @@ def _hub_error(repo_id: str, err: BaseException) -> DataError:
         return DataError(f"{repo_id}: revision not found on the Hugging Face Hub")
     if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled"):
         return DataError(f"{repo_id}: not in the local Hugging Face cache and the Hub is not used "
-                         f"(HF_HUB_OFFLINE or no network); {HINT}")
+                         f"(HF_HUB_OFFLINE or no network); {OFFLINE_HINT if _offline() else HINT}")
     return DataError(f"{repo_id}: cannot reach the Hugging Face Hub ({name}); {HINT}")
 
 
