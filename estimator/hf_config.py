@@ -9,6 +9,7 @@ naming the field.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from math import inf
 from typing import Any
 
 from servewise.estimator.arch import (
@@ -56,11 +57,12 @@ def _int(cfg: Mapping[str, Any], key: str, default: int | None = None, *, requir
     v = _get(cfg, key, default, required=required)
     if v is None:
         return v  # type: ignore[return-value]
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != v or int(v) != v:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in (inf, -inf) or int(v) != v:
         raise UnsupportedArchitectureError(f"config.json field {key!r} must be an integer, got {v!r}")
     v = int(v)
     if not lo <= v <= hi:
-        raise UnsupportedArchitectureError(f"config.json field {key!r} = {v} is out of range [{lo}, {hi}]")
+        shown = v if abs(v) < 10**15 else f"{float(v):.3g}"
+        raise UnsupportedArchitectureError(f"config.json field {key!r} = {shown} is out of range [{lo}, {hi}]")
     return v
 
 

@@ -190,6 +190,7 @@ def test_folder_of_every_catalog_config_resolves_like_the_catalog(tmp_path, mode
     (lambda d: d.update(num_hidden_layers="28"), "must be an integer"),
     (lambda d: d.update(num_hidden_layers=10**12), "out of range"),
     (lambda d: d.update(vocab_size=-5), "out of range"),
+    (lambda d: d.update(hidden_size=1e300), "= 1e+300 is out of range"),
     (lambda d: d.update(model_type="frobnicator"), "not a family"),
     (lambda d: d.update(model_type="mamba"), "state-space"),
     (lambda d: d.update(model_type="nemotron_h"), "Mamba2"),
@@ -200,6 +201,15 @@ def test_corrupted_configs_exit_3_with_one_line(tmp_path, mutate, message):
     mutate(cfg)
     folder = make_checkpoint(tmp_path / "bad", cfg, None)
     r = run_cli("estimate", "--model", str(folder), *WORKLOAD, "--json")
+    assert r.code == 3 and r.out == "" and r.err.count("\n") == 1 and message in r.err, r.err
+
+
+@pytest.mark.parametrize("value, message", [(float("inf"), "must be an integer, got inf"),   # 1e400 in JSON
+                                            (float("nan"), "must be an integer, got nan")])
+def test_non_finite_config_numbers_are_described_as_errors(tmp_path, value, message):
+    cfg = dict(QWEN3_06B, hidden_size=value)
+    folder = make_checkpoint(tmp_path / "bad", cfg, None)
+    r = run_cli("models", "--describe", str(folder))
     assert r.code == 3 and r.out == "" and r.err.count("\n") == 1 and message in r.err, r.err
 
 
