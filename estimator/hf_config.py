@@ -71,6 +71,7 @@ def _layer_kinds(cfg: Mapping[str, Any], model_type: str, n: int) -> tuple[tuple
     window = _get(cfg, "sliding_window")
     if isinstance(window, bool) or (window is not None and not isinstance(window, int)):
         raise UnsupportedArchitectureError(f"config.json field 'sliding_window' must be an integer, got {window!r}")
+    window = _int(cfg, "sliding_window", lo=0, hi=100_000_000)  # a window longer than any context is absurd
     names = _get(cfg, "layer_types")
     if names is not None:
         if not isinstance(names, list) or len(names) != n:
@@ -229,6 +230,9 @@ def parse_hf_config(config: Mapping[str, Any]) -> ModelArch:
     if tie is None:
         tie = _TIE_DEFAULT.get(model_type, False)
     archs = cfg.get("architectures") or config.get("architectures") or []
+    if not isinstance(archs, list | tuple) or not all(isinstance(a, str) for a in archs):
+        raise UnsupportedArchitectureError(f"config.json field 'architectures' must be a list of class names, "
+                                           f"got {archs!r}"[:300])
     vparams, _tower = vision_params(config, h)
     bias = bool(cfg.get("attention_bias"))
     return ModelArch(
