@@ -110,7 +110,8 @@ async def test_model_step_defaults_ladder_and_errors():
         await pilot.press("enter")             # reads it (off the UI thread) and stays
         await settle(pilot)
         assert app.step == "model" and app.draft.model.id != "./no/such/checkpoint"
-        assert "✗ --model ./no/such/checkpoint: no such folder" in screen_text(app)
+        assert "✗ ./no/such/checkpoint: no such folder" in screen_text(app)
+        assert "--model" not in screen_text(app)      # the wizard has no flags
 
 
 async def test_model_from_a_local_checkpoint_folder(tmp_path):

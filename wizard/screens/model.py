@@ -175,7 +175,7 @@ class ModelScreen(StepScreen):
         try:
             self.post_message(ModelResolved(text, model_fields(model_id), None))
         except ServewiseError as e:
-            self.post_message(ModelResolved(text, None, str(e)))
+            self.post_message(ModelResolved(text, None, str(e).removeprefix("--model ")))  # no flag was typed here
 
     def on_model_resolved(self, msg: ModelResolved) -> None:
         if msg.text != self.query_one("#model-id", Input).value.strip():
