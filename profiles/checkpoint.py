@@ -92,6 +92,22 @@ def _hash(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def local_config_change(model_id: str, config_hash: str | None) -> str | None:
+    """Why the local checkpoint folder ``model_id`` no longer has the config.json a profile recorded
+    (``model.config_hash``); ``None`` when it matches, nothing was recorded, the model is not a folder,
+    or the folder is not on this machine (replay needs neither the folder nor the network)."""
+    if not config_hash or not is_local_model_path(model_id):
+        return None
+    cfg_path = Path(os.path.expanduser(model_id)) / _CONFIG
+    try:
+        raw = _read_bytes(cfg_path, _CONFIG) if cfg_path.is_file() else None
+    except DataError:
+        return None
+    if raw is None or _hash(raw) == config_hash:
+        return None
+    return f"{cfg_path} is not the config.json the profile was planned with (its sha256 differs from model.config_hash)"
+
+
 def read_local(path_text: str) -> CheckpointFacts:
     """A local checkpoint folder: config.json (required), hf_quant_config.json, safetensors headers."""
     path = Path(os.path.expanduser(path_text))

@@ -113,6 +113,21 @@ def test_replay_needs_neither_the_folder_nor_the_network(tmp_path):
     assert r.code == 0, r.err
 
 
+def test_replay_warns_when_the_local_config_changed_since_planning(tmp_path):
+    """model.config_hash lets replay see that the folder now holds another config.json."""
+    folder = tmp_path / "ckpt"
+    shutil.copytree(FIXTURES / "gemma-2-2b-like", folder)
+    profile = tmp_path / "p.yaml"
+    assert run_cli("plan", "--model", str(folder), *WORKLOAD, "--save", str(profile)).code == 0
+    same = run_cli("--profile", str(profile), "--out", str(tmp_path / "out1"))
+    assert same.code == 0 and "config.json" not in same.err
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 20}))
+    r = run_cli("--profile", str(profile), "--out", str(tmp_path / "out2"))
+    assert r.code == 0, r.err
+    assert f"warning: {folder / 'config.json'} is not the config.json the profile was planned with" in r.err
+
+
 @pytest.mark.parametrize("fmt, qcfg, hfq, dtype, method", [
     ("gptq", {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": True, "desc_act": False}, None,
      "int4-gptq", "gptq"),
