@@ -167,7 +167,7 @@ class HardwareScreen(StepScreen):
             self.edit(hardware=new)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value
+        key = event.row_key.value if event.row_key is not None else None  # None while the table is rebuilt
         if key is None or event.cursor_row != event.data_table.cursor_row:
             return  # stale: the cursor moved on (or was set from the draft) since
         if event.data_table.id == "gpu-table":

@@ -193,12 +193,13 @@ class ModelScreen(StepScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.cursor_row != event.data_table.cursor_row:
             return  # stale: the cursor moved on (or was set from the draft) since
-        if event.row_key.value is not None and not self.query_one("#model-id", Input).value.strip():
+        if event.row_key is not None and event.row_key.value is not None \
+                and not self.query_one("#model-id", Input).value.strip():
             self._choose(event.row_key.value)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.query_one("#model-id", Input).value = ""
-        if event.row_key.value is not None:
+        if event.row_key is not None and event.row_key.value is not None:
             self._choose(event.row_key.value)
         self.post_message(Navigate("next"))
 
