@@ -9,6 +9,7 @@ naming the field.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from math import inf
 from typing import Any
 
 from servewise.estimator.arch import (
@@ -56,11 +57,12 @@ def _int(cfg: Mapping[str, Any], key: str, default: int | None = None, *, requir
     v = _get(cfg, key, default, required=required)
     if v is None:
         return v  # type: ignore[return-value]
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != v or int(v) != v:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in (inf, -inf) or int(v) != v:
         raise UnsupportedArchitectureError(f"config.json field {key!r} must be an integer, got {v!r}")
     v = int(v)
     if not lo <= v <= hi:
-        raise UnsupportedArchitectureError(f"config.json field {key!r} = {v} is out of range [{lo}, {hi}]")
+        shown = v if abs(v) < 10**15 else f"{float(v):.3g}"
+        raise UnsupportedArchitectureError(f"config.json field {key!r} = {shown} is out of range [{lo}, {hi}]")
     return v
 
 
@@ -69,6 +71,7 @@ def _layer_kinds(cfg: Mapping[str, Any], model_type: str, n: int) -> tuple[tuple
     window = _get(cfg, "sliding_window")
     if isinstance(window, bool) or (window is not None and not isinstance(window, int)):
         raise UnsupportedArchitectureError(f"config.json field 'sliding_window' must be an integer, got {window!r}")
+    window = _int(cfg, "sliding_window", lo=0, hi=100_000_000)  # a window longer than any context is absurd
     names = _get(cfg, "layer_types")
     if names is not None:
         if not isinstance(names, list) or len(names) != n:
@@ -227,6 +230,9 @@ def parse_hf_config(config: Mapping[str, Any]) -> ModelArch:
     if tie is None:
         tie = _TIE_DEFAULT.get(model_type, False)
     archs = cfg.get("architectures") or config.get("architectures") or []
+    if not isinstance(archs, list | tuple) or not all(isinstance(a, str) for a in archs):
+        raise UnsupportedArchitectureError(f"config.json field 'architectures' must be a list of class names, "
+                                           f"got {archs!r}"[:300])
     vparams, _tower = vision_params(config, h)
     bias = bool(cfg.get("attention_bias"))
     return ModelArch(

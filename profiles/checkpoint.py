@@ -30,6 +30,8 @@ _CONFIG = "config.json"
 _HF_QUANT = "hf_quant_config.json"
 HINT = ("set HF_TOKEN for a gated or private repo, pass a local checkpoint folder (./path), "
         "or set HF_HUB_OFFLINE=1 to use the local Hugging Face cache")
+OFFLINE_HINT = ("run once with network access (unset HF_HUB_OFFLINE) to cache its config, or pass a local "
+                "checkpoint folder (./path)")
 T = TypeVar("T")
 
 
@@ -88,6 +90,22 @@ def _parse_json(raw: bytes, where: str) -> dict[str, Any]:
 
 def _hash(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def local_config_change(model_id: str, config_hash: str | None) -> str | None:
+    """Why the local checkpoint folder ``model_id`` no longer has the config.json a profile recorded
+    (``model.config_hash``); ``None`` when it matches, nothing was recorded, the model is not a folder,
+    or the folder is not on this machine (replay needs neither the folder nor the network)."""
+    if not config_hash or not is_local_model_path(model_id):
+        return None
+    cfg_path = Path(os.path.expanduser(model_id)) / _CONFIG
+    try:
+        raw = _read_bytes(cfg_path, _CONFIG) if cfg_path.is_file() else None
+    except DataError:
+        return None
+    if raw is None or _hash(raw) == config_hash:
+        return None
+    return f"{cfg_path} is not the config.json the profile was planned with (its sha256 differs from model.config_hash)"
 
 
 def read_local(path_text: str) -> CheckpointFacts:
@@ -174,7 +192,7 @@ def _hub_error(repo_id: str, err: BaseException) -> DataError:
         return DataError(f"{repo_id}: revision not found on the Hugging Face Hub")
     if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled"):
         return DataError(f"{repo_id}: not in the local Hugging Face cache and the Hub is not used "
-                         f"(HF_HUB_OFFLINE or no network); {HINT}")
+                         f"(HF_HUB_OFFLINE or no network); {OFFLINE_HINT if _offline() else HINT}")
     return DataError(f"{repo_id}: cannot reach the Hugging Face Hub ({name}); {HINT}")
 
 

@@ -82,6 +82,9 @@ def cuda_memory_bytes(g: DetectedGpu) -> int:
     return total - (g.memory_reserved_bytes or 0)
 
 
+FREE_MEMORY_HINT = "(plan on what is left with --use-free-memory)"
+
+
 def device_warnings(g: DetectedGpu) -> list[str]:
     out = []
     if g.catalog_id is None:
@@ -97,8 +100,7 @@ def device_warnings(g: DetectedGpu) -> list[str]:
                        f"{spec.nvml_memory_bytes / GIB:.1f} GiB; planning uses the catalog figure")
     if g.processes and g.processes_memory_bytes:
         out.append(f"GPU {g.index}{' ' + g.mig_instance if g.mig_instance else ''}: {g.processes} process(es) "
-                   f"already hold {g.processes_memory_bytes / GIB:.1f} GiB (plan on what is left with "
-                   f"--use-free-memory)")
+                   f"already hold {g.processes_memory_bytes / GIB:.1f} GiB {FREE_MEMORY_HINT}")
     return out
 
 

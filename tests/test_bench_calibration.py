@@ -119,3 +119,32 @@ def test_calibration_fields_round_trip_through_yaml(profile, tmp_path):
                             isl=1024, osl=64)
     again = parse_profile(dump_profile(cal))
     assert again == cal and again.calibration.isl == 1024
+
+
+def test_plan_shows_and_pins_the_calibrated_figures_of_the_calibrated_deployment(tmp_path):
+    """`plan --profile P` for a calibrated P: the chosen configuration is the measured deployment, so
+    its calibrated figures are printed and `--save` pins them; a calibration of another deployment
+    is reported as not applied and the pinned figures stay the model's."""
+    from servewise.profiles import dump_profile
+    from tests.conftest import ROOT, run_cli
+
+    path = ROOT / "profiles" / "examples" / "llama-3.1-8b-1xl4-vllm.yaml"   # replays without drift
+    base = load_profile(path)
+    dep = deployment_of(base, base.engine.version, base.plan)
+    cal_path, other_path = tmp_path / "cal.yaml", tmp_path / "other.yaml"
+    cal_path.write_text(dump_profile(_with_calibration(base, points=_pts("ttft", [(8, 2.0)]), deployment=dep)))
+    other_path.write_text(dump_profile(_with_calibration(base, points=_pts("ttft", [(8, 2.0)]), deployment="d")))
+    raw = estimate(base).perf.ttft_ms
+
+    r = run_cli("plan", "--profile", str(cal_path), "--save", str(tmp_path / "cal-saved.yaml"))
+    assert r.code == 0, r.err
+    line = next(ln for ln in r.out.splitlines() if ln.startswith("user calibration: servewise bench http://x"))
+    assert f"TTFT {2 * raw:,.0f} (" in line
+    saved = load_profile(tmp_path / "cal-saved.yaml")
+    assert saved.plan.estimates.ttft_ms == pytest.approx(2 * raw)
+    assert saved.plan.estimates.provenance.endswith("+ user calibration") and saved.calibration is not None
+
+    r = run_cli("plan", "--profile", str(other_path), "--save", str(tmp_path / "other-saved.yaml"))
+    assert r.code == 0, r.err
+    assert "user calibration not applied: measured on d, estimating" in r.out
+    assert load_profile(tmp_path / "other-saved.yaml").plan.estimates.ttft_ms == pytest.approx(raw)

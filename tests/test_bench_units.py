@@ -189,6 +189,20 @@ def test_pinned_estimates_stand_in_at_the_planned_load(tmp_path):
     assert pairs == [(None, None)] and notes == ["c=1: no prediction (ZeroDivisionError: float division by zero)"]
 
 
+def test_a_load_the_model_gives_no_figures_for_says_why(tmp_path):
+    """A request rate beyond what the plan sustains has no model prediction: the report says so and
+    why, instead of leaving the prediction columns blank without a word."""
+    from servewise.wizard.bench.predict import NoPrediction, model_predictor
+
+    prof = load_profile(write_profile(tmp_path / "p.yaml", concurrency=2))
+    with pytest.raises(NoPrediction, match="more than this plan sustains"):
+        model_predictor(prof, None, 1e4)
+    lv = _level(1, 80, 8).model_copy(update={"concurrency": None, "request_rate": 1e4})
+    notes: list[str] = []
+    assert predictions(prof, [lv], model_predictor, False, notes) == [(None, None)]
+    assert len(notes) == 1 and notes[0].startswith(f"{lv.label}: no prediction: ") and "sustains" in notes[0]
+
+
 def test_sla_verdict_at_the_planned_load(tmp_path):
     prof = load_profile(write_profile(tmp_path / "p.yaml", concurrency=2, ttft_ms=100, tpot_ms=9.5))
     v = sla_verdict(prof, [_level(1, 80, 8), _level(2, 95, 10)])

@@ -113,6 +113,21 @@ def test_replay_needs_neither_the_folder_nor_the_network(tmp_path):
     assert r.code == 0, r.err
 
 
+def test_replay_warns_when_the_local_config_changed_since_planning(tmp_path):
+    """model.config_hash lets replay see that the folder now holds another config.json."""
+    folder = tmp_path / "ckpt"
+    shutil.copytree(FIXTURES / "gemma-2-2b-like", folder)
+    profile = tmp_path / "p.yaml"
+    assert run_cli("plan", "--model", str(folder), *WORKLOAD, "--save", str(profile)).code == 0
+    same = run_cli("--profile", str(profile), "--out", str(tmp_path / "out1"))
+    assert same.code == 0 and "config.json" not in same.err
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 20}))
+    r = run_cli("--profile", str(profile), "--out", str(tmp_path / "out2"))
+    assert r.code == 0, r.err
+    assert f"warning: {folder / 'config.json'} is not the config.json the profile was planned with" in r.err
+
+
 @pytest.mark.parametrize("fmt, qcfg, hfq, dtype, method", [
     ("gptq", {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": True, "desc_act": False}, None,
      "int4-gptq", "gptq"),
@@ -190,6 +205,11 @@ def test_folder_of_every_catalog_config_resolves_like_the_catalog(tmp_path, mode
     (lambda d: d.update(num_hidden_layers="28"), "must be an integer"),
     (lambda d: d.update(num_hidden_layers=10**12), "out of range"),
     (lambda d: d.update(vocab_size=-5), "out of range"),
+    (lambda d: d.update(hidden_size=1e300), "= 1e+300 is out of range"),
+    (lambda d: d.update(architectures="Qwen3ForCausalLM"), "'architectures' must be a list"),
+    (lambda d: d.update(architectures=[1]), "'architectures' must be a list"),
+    (lambda d: d.update(sliding_window=10**30), "'sliding_window' = 1e+30 is out of range"),
+    (lambda d: d.update(sliding_window=-1), "'sliding_window' = -1 is out of range"),
     (lambda d: d.update(model_type="frobnicator"), "not a family"),
     (lambda d: d.update(model_type="mamba"), "state-space"),
     (lambda d: d.update(model_type="nemotron_h"), "Mamba2"),
@@ -200,6 +220,15 @@ def test_corrupted_configs_exit_3_with_one_line(tmp_path, mutate, message):
     mutate(cfg)
     folder = make_checkpoint(tmp_path / "bad", cfg, None)
     r = run_cli("estimate", "--model", str(folder), *WORKLOAD, "--json")
+    assert r.code == 3 and r.out == "" and r.err.count("\n") == 1 and message in r.err, r.err
+
+
+@pytest.mark.parametrize("value, message", [(float("inf"), "must be an integer, got inf"),   # 1e400 in JSON
+                                            (float("nan"), "must be an integer, got nan")])
+def test_non_finite_config_numbers_are_described_as_errors(tmp_path, value, message):
+    cfg = dict(QWEN3_06B, hidden_size=value)
+    folder = make_checkpoint(tmp_path / "bad", cfg, None)
+    r = run_cli("models", "--describe", str(folder))
     assert r.code == 3 and r.out == "" and r.err.count("\n") == 1 and message in r.err, r.err
 
 

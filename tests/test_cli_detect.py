@@ -198,3 +198,13 @@ def test_bindings_are_imported_only_when_detecting():
             "assert 'pynvml' not in sys.modules; main(['detect', '--json']); assert 'pynvml' in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_busy_gpu_warning_says_when_free_memory_is_already_used(machine):
+    machine("rtx4090_x2")
+    args = ("estimate", "--detect", *MODEL_8B, "--tp", "1", "--max-model-len", "4096")
+    plain = run_cli(*args).err
+    assert "already hold 1.5 GiB (plan on what is left with --use-free-memory)" in plain
+    asked = run_cli(*args, "--use-free-memory").err
+    assert "already hold 1.5 GiB (planning on what is left: --use-free-memory)" in asked
+    assert "plan on what is left with" not in asked

@@ -132,6 +132,7 @@ def test_offline_mode_reads_the_hf_home_cache(tmp_path):
     assert d["checkpoint"]["weight_bytes_source"] == "architecture"      # no safetensors metadata offline
     r = run_cli_subprocess("models", "--describe", "someorg/not-cached", env=env)
     assert r.code == 3 and "not in the local Hugging Face cache" in r.err and r.err.count("\n") == 1
+    assert "set HF_HUB_OFFLINE=1" not in r.err    # it is set: say how to fill the cache instead
 
 
 def test_unreachable_hub_exits_3_quickly(tmp_path):

@@ -100,6 +100,28 @@ async def test_ctrl_s_saves_from_any_step_and_asks_before_replacing_artifacts(tm
     assert app.return_value == 0
 
 
+async def test_ctrl_s_refuses_while_a_field_shows_an_invalid_value(tmp_path):
+    """The draft keeps the last valid value of a field; saving then would write a number other than
+    the one on screen, so ctrl+s points at the field instead (as Next does)."""
+    from textual.widgets import Input
+
+    app = make_app(save_path=tmp_path / "p.yaml")
+    async with app.run_test(size=SIZE) as pilot:
+        await press_until(pilot, "enter", "workload")
+        ttft = app.screen.query_one("#ttft", Input)
+        ttft.value = "fast"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not (tmp_path / "p.yaml").exists() and app.dirty
+        assert ttft.has_focus and app.step == "workload"
+        ttft.value = "750"
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert load_profile(tmp_path / "p.yaml").sla.ttft_ms == 750
+
+
 async def test_save_errors_are_dialogs_not_tracebacks(tmp_path):
     app = make_app(save_path=tmp_path / "missing" / "p.yaml")
     async with app.run_test(size=SIZE) as pilot:
@@ -231,3 +253,40 @@ async def test_a_folder_servewise_did_not_write_is_never_replaced(tmp_path):
         assert "did not write" in screen_text(app)
         assert (deploy / "other.txt").read_text() == "not ours\n"
         assert not (deploy / "plan.json").exists()
+
+
+async def test_a_profile_path_without_a_file_name_is_refused_not_a_crash(tmp_path):
+    """"/" (or ".") as the profile file: a --save like that reaches the save step, where Enter points
+    at the field instead of saving, and typing one shows why; never a crash (exit 70)."""
+    from textual.widgets import Input
+
+    app = make_app(save_path="/")
+    async with app.run_test(size=SIZE) as pilot:
+        await press_until(pilot, "enter", "save")
+        assert app.is_running and app.screen.query_one("#artifacts-dir", Input).value == "/servewise-deploy"
+        path = app.screen.query_one("#save-path", Input)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.step == "save" and path.has_focus and app.saved_code is None
+        path.value = str(tmp_path / "p.yaml")
+        await settle(pilot)
+        path.value = "."
+        await pilot.pause()
+        assert "✗ a file path, e.g. profile.yaml" in screen_text(app)
+        assert app.draft.save_path == str(tmp_path / "p.yaml") and app.is_running
+
+
+async def test_a_row_event_without_a_row_key_is_ignored():
+    """Textual can post RowHighlighted with no row key while a table is being rebuilt (seen as a
+    crash when typing in the GPU search while moving the cursor): the steps ignore it."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = app.draft
+        for step, table_id in (("hardware", "#gpu-table"), ("model", "#model-table"), ("results", "#candidates")):
+            app.goto(step)
+            await settle(pilot)
+            table = app.screen.query_one(table_id, DataTable)
+            table.post_message(DataTable.RowHighlighted(table, table.cursor_row, None))
+            await pilot.pause()
+            assert app.is_running and app.draft == before

@@ -70,6 +70,20 @@ async def test_hardware_search_choice_and_validation(tmp_path):
         assert app.outcome.draft.hardware.nodes == 2     # re-planned for the edit
 
 
+async def test_hardware_search_for_an_exact_id_picks_that_gpu():
+    """Typing a catalog id and Enter picks that GPU even when longer ids also match ("l4" vs "l40s")."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.click("#gpu-search")
+        await pilot.press("L", "4")
+        table = app.screen.query_one("#gpu-table", DataTable)
+        assert table.row_count > 1
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.step == "model" and app.draft.hardware.gpu == "l4"
+
+
 async def test_model_step_defaults_ladder_and_errors():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -96,7 +110,8 @@ async def test_model_step_defaults_ladder_and_errors():
         await pilot.press("enter")             # reads it (off the UI thread) and stays
         await settle(pilot)
         assert app.step == "model" and app.draft.model.id != "./no/such/checkpoint"
-        assert "✗ --model ./no/such/checkpoint: no such folder" in screen_text(app)
+        assert "✗ ./no/such/checkpoint: no such folder" in screen_text(app)
+        assert "--model" not in screen_text(app)      # the wizard has no flags
 
 
 async def test_model_from_a_local_checkpoint_folder(tmp_path):
@@ -326,7 +341,10 @@ async def test_detection_through_a_fake_nvml_fills_the_hardware_step():
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert app.draft.hardware.source == "nvml" and app.draft.hardware.fingerprint is not None
-        assert app.screen.query_one("#detected-table", DataTable).has_focus
+        table = app.screen.query_one("#detected-table", DataTable)
+        assert table.has_focus
+        # the memory `servewise detect` shows: CUDA-visible, never less than what is free
+        assert table.get_row_at(0)[3:5] == ["79.18", "79.18"]
         await pilot.press("enter")
         await settle(pilot)
         assert app.step == "model" and app.outcome.draft.hardware.source == "nvml"
@@ -359,3 +377,24 @@ def test_the_wizard_needs_a_terminal():
 
     r = run_cli("wizard", "--save", "x.yaml")
     assert r.code == 2 and r.out == "" and "needs a terminal" in r.err and r.err.count("\n") == 1
+
+
+async def test_help_fits_a_small_terminal_and_scrolls():
+    """At 80x24 the help dialog stays on screen (its foot included) and every line can be scrolled to."""
+    from textual.containers import VerticalScroll
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press_until(pilot, "enter", "results")
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        foot = app.screen.query_one(".dialog-foot")
+        assert 0 <= foot.region.y and foot.region.bottom <= 24, foot.region
+        body = app.screen.query_one(VerticalScroll)
+        assert body.has_focus and body.max_scroll_y > 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert body.scroll_y == body.max_scroll_y
+        assert isinstance(app.screen, HelpScreen)

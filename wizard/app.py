@@ -214,16 +214,23 @@ class WizardApp(App[int]):
         screen = self.screen
         if not isinstance(screen, StepScreen):
             return
-        problems = screen.problems()
-        if problems:
-            widget, message = problems[0]
-            widget.focus()
-            self.notify(message, title="Check this field", severity="error")
+        if self._refuse_invalid_fields():
             return
         if screen.STEP == "save":
             self.action_save(from_save_step=True)
         else:
             self.goto(STEPS[STEPS.index(screen.STEP) + 1])
+
+    def _refuse_invalid_fields(self) -> bool:
+        """Whether a field of the active step holds text that is not valid (its value is then not in
+        the draft); focuses the first such field and says why."""
+        screen = self.screen
+        problems = screen.problems() if isinstance(screen, StepScreen) else []
+        if problems:
+            widget, message = problems[0]
+            widget.focus()
+            self.notify(message, title="Check this field", severity="error")
+        return bool(problems)
 
     def action_back(self) -> None:
         if self.step and self.step != STEPS[0]:
@@ -238,6 +245,8 @@ class WizardApp(App[int]):
 
     # ------------------------------------------------------------------ saving
     def action_save(self, from_save_step: bool = False) -> None:
+        if self._refuse_invalid_fields():  # never save a value other than the one on screen
+            return
         if self.planning:
             self._save_pending = True
             self.notify("Saving as soon as the plan is ready…")

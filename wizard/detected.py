@@ -20,6 +20,7 @@ class DetectedGroup:
     hardware: Hardware             # total memory, as detection maps it
     free_memory_bytes: int | None  # per GPU, the least free of the group
     name: str = ""                 # what NVML calls these GPUs
+    memory_bytes: int | None = None  # per GPU, the CUDA-visible memory (as `servewise detect` shows it)
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,8 @@ def detect_local(nvml: Any = None) -> Detected:
         det = detection.detect(nvml)
         if det.source == "none" or not det.groups:
             return Detected(error=det.error or "no usable GPU found", warnings=tuple(det.warnings))
-        groups = tuple(DetectedGroup(detection.hardware_from_detection(det, group=i), g.free_memory_bytes, g.name)
-                       for i, g in enumerate(det.groups))
+        groups = tuple(DetectedGroup(detection.hardware_from_detection(det, group=i), g.free_memory_bytes, g.name,
+                                     g.memory_bytes) for i, g in enumerate(det.groups))
         return Detected(groups, det.driver_version, warnings=tuple(det.warnings))
     except ServewiseError as e:
         return Detected(error=str(e))

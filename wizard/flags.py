@@ -225,7 +225,11 @@ def hardware_from_detection_args(a: argparse.Namespace) -> Hardware:
         det = detect()
         a._detection = det
         if det.source == "nvml" and not getattr(a, "json", False):
+            from servewise.profiles.detected_hardware import FREE_MEMORY_HINT
+
             for w in det.warnings:
+                if a.use_free_memory:  # asked already: say that it is done
+                    w = w.replace(FREE_MEMORY_HINT, "(planning on what is left: --use-free-memory)")
                 info(f"warning: {w}")
     if det.source == "none":
         raise DeviceError(f"--detect: GPU detection failed: {det.error}")

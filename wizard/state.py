@@ -137,6 +137,8 @@ class Draft:
         if self.artifacts_dir:
             return Path(self.artifacts_dir).expanduser()
         p = Path(self.save_path).expanduser()
+        if p.name in ("", ".", ".."):  # not a file name (saving will say so): a folder inside it
+            return p / "servewise-deploy"
         return p.with_name(f"{p.stem}-deploy")
 
     # ------------------------------------------------------------------ profiles

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from servewise.estimator.user_calibration import METRICS, PROVENANCE, correction_points
 from servewise.profiles.schema import Calibration, Profile
-from servewise.wizard.bench.predict import Prediction, Predictor, calibrated, pinned_prediction, planned_concurrency
+from servewise.wizard.bench.predict import (
+    NoPrediction, Prediction, Predictor, calibrated, pinned_prediction, planned_concurrency,
+)
 from servewise.wizard.bench.results import LevelComparison, LevelResult, MetricComparison, SlaVerdict
 
 
@@ -15,10 +17,14 @@ def is_planned(profile: Profile, lv: LevelResult) -> bool:
     return lv.concurrency is not None and lv.concurrency == planned_concurrency(profile)
 
 
-def _predict(predictor: Predictor, profile: Profile, lv: LevelResult, notes: list[str]) -> Prediction | None:
+def _predict(predictor: Predictor, profile: Profile, lv: LevelResult, notes: list[str],
+             why_not: dict[str, str]) -> Prediction | None:
     """The predictor's answer; a failure costs that level its prediction, never the measurement."""
     try:
         return predictor(profile, lv.concurrency, lv.request_rate)
+    except NoPrediction as e:
+        why_not[lv.label] = " ".join(str(e).split())[:240]
+        return None
     except Exception as e:  # noqa: BLE001 - measured results outlive a failing model
         notes.append(f"{lv.label}: no prediction ({type(e).__name__}: {' '.join(str(e).split())[:160]})")
         return None
@@ -30,14 +36,17 @@ def predictions(profile: Profile, levels: list[LevelResult], predictor: Predicto
     shown carries the profile's user calibration where it applies. Levels the predictor fails on
     get a line in ``notes``."""
     out: list[tuple[Prediction | None, Prediction | None]] = []
+    why_not: dict[str, str] = {}
     for lv in levels:
-        raw = _predict(predictor, profile, lv, notes)
+        raw = _predict(predictor, profile, lv, notes, why_not)
         if raw is None and is_planned(profile, lv):
             raw = pinned_prediction(profile)
             e = profile.plan.estimates if profile.plan else None
             if raw is not None and e is not None and PROVENANCE in (e.provenance or ""):
                 out.append((None, raw))  # pinned already calibrated: shown as is, no new factor from it
                 continue
+        if raw is None and lv.label in why_not:
+            notes.append(f"{lv.label}: no prediction: {why_not[lv.label]}")
         shown = raw
         conc = lv.load_concurrency
         if raw is not None and calibration_applies and profile.calibration and conc:

@@ -53,15 +53,20 @@ def at_load(profile: Profile, concurrency: int | None, request_rate: float | Non
     return profile.model_copy(update={"workload": workload, "calibration": None})
 
 
+class NoPrediction(Exception):
+    """The model gives no figures at this load; the message says why (e.g. a rate the plan cannot sustain)."""
+
+
 def model_predictor(profile: Profile, concurrency: int | None, request_rate: float | None) -> Prediction | None:
-    """The performance model's prediction at a load (None when it has none for this profile)."""
+    """The performance model's prediction at a load (None without a pinned plan; :class:`NoPrediction`
+    with the estimate's reason when the model has no figures at this load)."""
     from servewise.estimator import estimate
 
     if profile.plan is None:
         return None
     est = estimate(at_load(profile, concurrency, request_rate))
     if est.perf is None:
-        return None
+        raise NoPrediction(est.reason or "the performance model has no figures for this configuration")
     return from_perf(est.perf, est.perf.provenance or "servewise model")
 
 

@@ -41,11 +41,36 @@ def pinned(profile: Profile, result: PlanResult) -> Profile:
     from servewise.estimator.planning import estimates_of
 
     assert result.chosen is not None
+    chosen = result.chosen
+    if calibrated(result):  # the figures the profile's own user calibration gives this configuration
+        assert result.chosen_estimate is not None
+        chosen = chosen.model_copy(update={"perf": result.chosen_estimate.perf})
     doc = profile.model_dump(mode="json")
-    doc["plan"] = result.chosen.plan.model_copy(update={"estimates": estimates_of(result.chosen)}).model_dump(
-        mode="json")
+    doc["plan"] = chosen.plan.model_copy(update={"estimates": estimates_of(chosen)}).model_dump(mode="json")
     doc["engine"]["version"] = result.engine_version
     return profile_from_dict(doc, path="plan")
+
+
+def calibrated(result: PlanResult) -> bool:
+    """Whether the profile's user calibration (``servewise bench --calibrate``) applies to the chosen
+    configuration: it was measured on that deployment."""
+    est = result.chosen_estimate
+    return est is not None and est.perf is not None and "calibration" in est.provenance
+
+
+def calibration_lines(r: PlanResult) -> list[str]:
+    """What the profile's user calibration did to the chosen configuration, or why it did not apply."""
+    est = r.chosen_estimate
+    if est is None:
+        return []
+    if calibrated(r):
+        p = est.perf
+        assert p is not None
+        return [f"{est.provenance['calibration']}: the chosen configuration, calibrated: TTFT "
+                f"{_with_band(p.ttft_ms, p.ttft_ms_range)} ms, TPOT {_with_band(p.tpot_ms, p.tpot_ms_range)} ms, "
+                f"{_with_band(p.output_tokens_per_s_per_gpu, p.output_tokens_per_s_per_gpu_range)} tok/s/GPU "
+                "(pinned by --save; the table and the search use the uncalibrated model)"]
+    return [a for a in est.assumptions if a.startswith("user calibration not applied")]
 
 
 def run(a: argparse.Namespace) -> int:
@@ -189,6 +214,7 @@ def format_plan(r: PlanResult) -> str:
             lines += ["", format_memory(est.memory, "Memory of the chosen configuration")]
         for role, rp in ((est.roles or {}) if est is not None else {}).items():
             lines += ["", format_memory(rp.memory, f"Memory of the chosen configuration ({role}, TP{rp.worker.tp})")]
+        lines += calibration_lines(r)
     else:
         lines.append(f"no configuration meets the SLA: {r.reason}")
     if any(r.candidates.values()):

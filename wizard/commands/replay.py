@@ -114,6 +114,15 @@ def warn_if_other_hardware(profile: Profile) -> None:
         info(f"warning: {diff}; the pinned plan may not fit here (re-plan with `servewise plan --detect`)")
 
 
+def warn_if_model_changed(profile: Profile) -> None:
+    """A local checkpoint folder whose config.json differs from the one recorded at planning time."""
+    from servewise.profiles.checkpoint import local_config_change
+
+    why = local_config_change(profile.model.id, profile.model.config_hash)
+    if why:
+        info(f"warning: {why}; the pinned plan was sized for the recorded architecture (re-plan with --replan)")
+
+
 def run_replay(a: argparse.Namespace) -> int:
     """Render the pinned plan (byte-identical artifacts), then report drift against a fresh plan."""
     from servewise.render import render  # the renderer (jinja2) loads only for commands that write artifacts
@@ -126,6 +135,7 @@ def run_replay(a: argparse.Namespace) -> int:
     with located(path=a.profile):
         profile = apply_overrides(load_profile(a.profile), a.set)
     warn_if_other_hardware(profile)
+    warn_if_model_changed(profile)
     if profile.plan is None and not a.replan:
         raise RenderError("has no pinned plan; use --replan to plan it now (and --save to pin it)", path=a.profile)
     code = ExitCode.OK

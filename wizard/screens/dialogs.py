@@ -43,7 +43,11 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Content.styled("servewise wizard — help", "bold"), classes="dialog-title")
             with VerticalScroll():
                 yield Static(Content("\n").join(lines))
-            yield Static(Content.styled("escape / f1 / enter closes", "$text-muted"), classes="dialog-foot")
+            yield Static(Content.styled("escape / f1 / enter closes; ↑ / ↓ scroll", "$text-muted"),
+                         classes="dialog-foot")
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()  # the arrows and page keys scroll the list
 
 
 class ConfirmScreen(ModalScreen[bool]):

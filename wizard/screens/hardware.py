@@ -91,10 +91,12 @@ class HardwareScreen(StepScreen):
             for i, g in enumerate(det.groups):
                 hw = g.hardware
                 name = g.name or (hw.gpu if isinstance(hw.gpu, str) else hw.gpu.name)
-                mem = hw.fingerprint.memory_bytes[0] if hw.fingerprint and hw.fingerprint.memory_bytes else None
+                mem = g.memory_bytes  # CUDA-visible, the memory plans use and free memory is counted against
+                if mem is None and hw.fingerprint and hw.fingerprint.memory_bytes:
+                    mem = hw.fingerprint.memory_bytes[0]
                 spec = all_gpus().get(hw.gpu_id)
                 link = hw.interconnect or (spec.interconnect.kind if spec else "—")
-                table.add_row(name, hw.gpu_id, str(hw.total_gpus), gib(mem), gib(g.free_memory_bytes), link,
+                table.add_row(name, hw.gpu_id, str(hw.total_gpus), gib(mem, 2), gib(g.free_memory_bytes, 2), link,
                               key=str(i))
         table.display = True
 
@@ -102,7 +104,9 @@ class HardwareScreen(StepScreen):
         table = self.query_one("#gpu-table", DataTable)
         with table.prevent(DataTable.RowHighlighted):
             table.clear()
-            for g in sorted(all_gpus().values(), key=lambda g: (g.segment != "datacenter", -g.memory_bytes, g.id)):
+            exact = query.strip().lower()  # a typed id comes first, so Enter picks it ("l4", not "l40s")
+            for g in sorted(all_gpus().values(),
+                            key=lambda g: (g.id != exact, g.segment != "datacenter", -g.memory_bytes, g.id)):
                 if gpu_matches(g, query):
                     tflops = g.flops.get("bf16") or g.flops.get("fp16") or 0.0
                     table.add_row(g.id, f"{g.memory_bytes / 1024**3:.0f}", f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}",
@@ -163,7 +167,7 @@ class HardwareScreen(StepScreen):
             self.edit(hardware=new)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value
+        key = event.row_key.value if event.row_key is not None else None  # None while the table is rebuilt
         if key is None or event.cursor_row != event.data_table.cursor_row:
             return  # stale: the cursor moved on (or was set from the draft) since
         if event.data_table.id == "gpu-table":

@@ -175,7 +175,7 @@ class ModelScreen(StepScreen):
         try:
             self.post_message(ModelResolved(text, model_fields(model_id), None))
         except ServewiseError as e:
-            self.post_message(ModelResolved(text, None, str(e)))
+            self.post_message(ModelResolved(text, None, str(e).removeprefix("--model ")))  # no flag was typed here
 
     def on_model_resolved(self, msg: ModelResolved) -> None:
         if msg.text != self.query_one("#model-id", Input).value.strip():
@@ -193,12 +193,13 @@ class ModelScreen(StepScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.cursor_row != event.data_table.cursor_row:
             return  # stale: the cursor moved on (or was set from the draft) since
-        if event.row_key.value is not None and not self.query_one("#model-id", Input).value.strip():
+        if event.row_key is not None and event.row_key.value is not None \
+                and not self.query_one("#model-id", Input).value.strip():
             self._choose(event.row_key.value)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.query_one("#model-id", Input).value = ""
-        if event.row_key.value is not None:
+        if event.row_key is not None and event.row_key.value is not None:
             self._choose(event.row_key.value)
         self.post_message(Navigate("next"))
 

@@ -157,7 +157,8 @@ class ResultsScreen(StepScreen):
     # ---------------------------------------------------------------- messages up
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        if event.row_key.value is None or self.outcome is None or self.outcome.selected is None:
+        if event.row_key is None or event.row_key.value is None or self.outcome is None \
+                or self.outcome.selected is None:
             self.post_message(Navigate("next"))
             return
         cand = self._rows[int(event.row_key.value)]

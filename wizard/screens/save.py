@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from textual import work
@@ -27,6 +28,12 @@ def _path_ok(text: str) -> bool:
     return bool(text.strip()) and "\0" not in text
 
 
+def _file_ok(text: str) -> bool:
+    """A path that names a file: not blank, and not a bare folder such as "/", "." or "~"."""
+    return _path_ok(text) and not text.strip().endswith(("/", os.sep)) and \
+        Path(os.path.expanduser(text.strip())).name not in ("", ".", "..")
+
+
 class PreviewReady(Message):
     def __init__(self, key: object, files: dict[str, str] | None, error: str | None) -> None:
         super().__init__()
@@ -41,7 +48,7 @@ class SaveScreen(StepScreen):
     def compose_body(self) -> ComposeResult:
         draft: Draft = self.app.draft  # type: ignore[attr-defined]
         yield Field("Profile file", input_id="save-path", wide=True,
-                    validators=[Function(_path_ok, "a file path, e.g. profile.yaml")])
+                    validators=[Function(_file_ok, "a file path, e.g. profile.yaml")])
         with Horizontal(classes="fields-row"):
             yield Label("Artifacts", classes="field-label")
             yield Tick("write them too", value=draft.write_artifacts, id="write-artifacts", compact=True)
