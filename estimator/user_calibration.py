@@ -81,6 +81,8 @@ def calibrate_perf(perf: PerfEstimate, points: list[CorrectionPoint], concurrenc
                    requests_per_s=perf.requests_per_s * f, requests_per_s_range=_scaled(perf.requests_per_s_range, f))
     if not upd:
         return perf
+    # the same precision as the model's own figures (3 decimals), so pinned profiles diff cleanly
+    upd = {k: (round(v, 3) if isinstance(v, float) else tuple(round(x, 3) for x in v)) for k, v in upd.items()}
     upd["provenance"] = f"{perf.provenance} + {PROVENANCE}" if perf.provenance else PROVENANCE
     return perf.model_copy(update=upd)
 
