@@ -62,3 +62,17 @@ def test_trtllm_fp8_advice_names_an_fp8_checkpoint():
     fp8 = [a for a in r.advice if a.kind == "quantize_weights"]
     assert fp8 and fp8[0].change == {"model.id": "Qwen/Qwen3-32B-FP8"}
     assert plan(_apply(p, fp8[0].change)).feasible
+
+
+def test_gpu_count_advice_keeps_doubling_while_nothing_sustains_the_load():
+    """Llama 3.2 1B at 20 requests/s of 8,000 + 2,000 tokens on 4 x RTX 5090: neither 4 nor 8 GPUs
+    sustain the rate (no candidate to measure closeness by), 12 do; the advice must get there rather
+    than stop at the first doubling that still has no candidate."""
+    p = profile(model="meta-llama/Llama-3.2-1B-Instruct", gpu="rtx-5090", gpus=4, isl=8000, osl=2000,
+                load={"request_rate": 20.0})
+    r = plan(p)
+    assert not r.feasible
+    assert not plan(_apply(p, {"hardware.gpus_per_node": 8, "hardware.nodes": 1})).feasible
+    more = [a for a in r.advice if a.kind == "more_gpus"]
+    assert more, r.advice
+    assert plan(_apply(p, more[0].change)).feasible, more[0].message
