@@ -15,6 +15,8 @@ Layouts (one engine instance, a "worker", on ``tp x pp x dp`` GPUs):
   ``--enable-expert-parallel``, SGLang ``--enable-dp-attention``, TensorRT-LLM ``enable_attention_dp``,
   which runs attention at TP 1, so ``tp = 1`` there). Dense models get no DP inside a worker: replicas
   of the worker are the same thing with simpler deployment.
+- **TensorRT-LLM** workers stay within one node (across nodes trtllm-serve needs an MPI launcher, which
+  servewise does not emit).
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ def layouts(ctx: Context, gpu: GpuSpec, gpus_per_node: int, budget_gpus: int) ->
             for dp in _powers(budget_gpus // tp)[1:]:
                 if experts % (tp * dp) == 0:
                     rows.append((tp, 1, dp, tp * dp))
+    if ctx.engine_name == "trtllm":
+        # trtllm-serve starts a worker across nodes only under an MPI launcher (Slurm or mpirun), which
+        # servewise does not emit (render.engines.trtllm refuses such a plan): each worker within a node
+        rows = [r for r in rows if r[0] * r[1] * r[2] <= gpus_per_node]
+    if not rows:
+        return Layouts(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
     arr = np.array(rows, dtype=np.int64)
     return Layouts(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3])
 

@@ -273,6 +273,28 @@ def test_every_listed_multi_node_candidate_renders():
         assert "plan.json" in files
 
 
+def test_trtllm_workers_stay_within_a_node():
+    """trtllm-serve across nodes needs an MPI launcher servewise does not emit (render refuses it), so
+    the search never lists such a worker: Qwen3 32B at 32k + 2k tokens on two nodes of 8 x RTX 4090
+    chose TP4 PP4 over 16 GPUs, a plan whose replay then failed."""
+    from servewise.render import render
+
+    p = profile(model="Qwen/Qwen3-32B", gpu="rtx-4090", gpus=16, per_node=8, engine="trtllm", isl=32000,
+                osl=2000, load={"max_throughput": True})
+    ctx = build_context(p)
+    lay = layouts(ctx, ctx.hardware.gpu, 8, 16)
+    assert len(lay) and lay.gpus.max() <= 8
+    r = plan_in_context(ctx, SearchOptions())
+    assert r.feasible
+    cands = [c for cs in r.candidates.values() for c in cs] + r.pareto
+    for c in cands:
+        workers = [c.plan.worker] if c.mode == "agg" else [c.plan.prefill, c.plan.decode]
+        assert all(w.tp * w.pp * w.dp <= 8 for w in workers), c.plan
+    doc = p.model_dump(mode="json")
+    doc["plan"] = r.chosen.plan.model_dump(mode="json")
+    assert "plan.json" in render(profile_from_dict(doc, path="test"))
+
+
 def test_request_rates_beyond_capacity_are_infeasible_points():
     """Under a request rate a candidate without a steady state (the model's open loop finds none) is
     evaluated but never kept: every kept candidate serves exactly its share of the rate; a rate nothing
