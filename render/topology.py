@@ -17,6 +17,7 @@ DISAGG_PORT_OFFSET = 100      # disaggregated workers listen on service_port + 1
 NIXL_SIDE_CHANNEL_BASE = 5600  # vLLM VLLM_NIXL_SIDE_CHANNEL_PORT default (docs/features/nixl_connector_usage.md)
 BOOTSTRAP_BASE = 8998         # SGLang --disaggregation-bootstrap-port default (sglang 0.5.x server args)
 DIST_INIT_PORT = 20000        # rendezvous port of multi-node workers (torch.distributed / NCCL)
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ def layout(plan: AggPlan | DisaggPlan, gpus_per_node: int, nodes: int, service_p
     out: list[Instance] = []
     node, used = 0, 0
     port = service_port if plan.mode == "agg" else service_port + DISAGG_PORT_OFFSET
+    count = sum(plan.replicas * w.workers for _, w in roles(plan))
+    if port + count - 1 > MAX_PORT:
+        raise RenderError(f"{service_port} leaves no room for the ports of the plan's {count} instance(s) "
+                          f"({port} to {port + count - 1}, beyond {MAX_PORT}); use at most "
+                          f"{MAX_PORT - (count - 1) - (port - service_port)}", field="deploy.service_port")
     side = NIXL_SIDE_CHANNEL_BASE
     for role, w in roles(plan):
         g = w.gpus_per_worker

@@ -4,6 +4,7 @@ backend, estimates in the README, and the output directory replaced whole."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -195,3 +196,22 @@ def test_a_service_port_that_collides_on_one_host_is_refused(name: str, port: in
     assert render(profile_from_dict(doc), ["k8s"])
     doc["deploy"]["service_port"] = port + 1000
     render(profile_from_dict(doc))
+
+
+@pytest.mark.parametrize("name", ["qwen3-32b-8xh200-vllm.yaml", "llama-3.1-70b-8xh100-disagg-sglang.yaml"])
+def test_a_service_port_without_room_for_every_instance_is_refused(name: str):
+    """Instances listen on consecutive ports from the service port (+100 when disaggregated); none may
+    pass 65535, which scripts, compose and Kubernetes would all reject."""
+    doc = _doc(name)
+    prof = profile_from_dict(doc)
+    p = prof.plan
+    count = sum(p.replicas * w.workers for w in ([p.worker] if p.mode == "agg" else [p.prefill, p.decode]))
+    assert count > 1
+    top = 65535 - (count - 1) - (0 if p.mode == "agg" else 100)
+    doc["deploy"]["service_port"] = top + 1
+    with pytest.raises(RenderError, match=f"deploy.service_port: .* use at most {top}$"):
+        render(profile_from_dict(doc))
+    doc["deploy"]["service_port"] = top
+    files = render(profile_from_dict(doc))
+    ports = [int(x) for text in files.values() for x in re.findall(r"\b(6[0-9]{4})\b", text)]
+    assert ports and max(ports) == 65535
