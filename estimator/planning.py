@@ -242,7 +242,7 @@ def _reason(ctx: Context, outcome: SearchOutcome) -> str:
 
 def _memory_detail(ctx: Context) -> str:
     """What overflows on the widest single-worker layout (most GPUs, engine defaults), in the memory
-    model's own words."""
+    model's own words; or, where that layout fits, that it cannot be placed on whole nodes."""
     from servewise.estimator.report import memory_estimate
     from servewise.estimator.search_space import default_fraction, engine_batch_defaults, layouts
 
@@ -258,7 +258,13 @@ def _memory_detail(ctx: Context) -> str:
                gpu_memory_utilization=frac)
     m = memory_estimate(ctx, w)
     what = f"TP{tp}" + (f" PP{pp}" if pp > 1 else "") + (f" DP{dp}" if dp > 1 else "") + (f" EP{ep}" if ep > 1 else "")
-    return f"; even {what}: {m.overflow.message}" if m.overflow else ""
+    if m.overflow:
+        return f"; even {what}: {m.overflow.message}"
+    g, n = tp * pp * dp, hw.gpus_per_node
+    if g > n and g % n:
+        return (f"; {what} fits in memory, but its {g} GPUs span nodes without filling whole nodes of {n} GPUs "
+                "(a worker wider than a node takes whole nodes)")
+    return ""
 
 
 def estimates_of(c: Candidate) -> Estimates:

@@ -76,3 +76,12 @@ def test_gpu_count_advice_keeps_doubling_while_nothing_sustains_the_load():
     more = [a for a in r.advice if a.kind == "more_gpus"]
     assert more, r.advice
     assert plan(_apply(p, more[0].change)).feasible, more[0].message
+
+
+def test_reason_names_node_placement_when_memory_is_not_what_fails():
+    """Qwen3 235B on 4 nodes of 6 x H100: the 8- and 16-GPU layouts that hold the weights cannot fill whole
+    6-GPU nodes, so nothing is placeable; the reason must say so, not leave 'fits in memory' unexplained."""
+    r = plan(profile(model="Qwen/Qwen3-235B-A22B", gpus=24, per_node=6, load={"max_throughput": True}))
+    assert not r.feasible
+    assert r.reason.startswith("no configuration fits in memory and serves the load; ")
+    assert "whole nodes of 6 GPUs" in r.reason and "TP4 PP4" in r.reason
