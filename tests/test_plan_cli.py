@@ -171,3 +171,17 @@ def test_mode_agg_with_a_prefill_gpu_is_refused_naming_the_flag():
     r = run_cli("plan", "--model", "Qwen/Qwen3-0.6B", "--gpu", "h100-sxm", "--gpus", "2", "--mode", "agg",
                 "--prefill-gpu", "h200-sxm")
     assert r.code == 2 and r.err.startswith("servewise: --prefill-gpu:"), r.err
+
+
+def test_saved_profile_sizes_the_model_cache_for_the_checkpoint(tmp_path):
+    """The default 200Gi PVC cannot hold Llama-3.1-405B (756 GiB in bf16): ``plan --save`` raises it so
+    the saved profile's Kubernetes artifacts render; a model that fits keeps the default."""
+    big = tmp_path / "big.yaml"
+    r = run_cli("plan", "--model", "meta-llama/Llama-3.1-405B-Instruct", "--gpu", "h100-sxm", "--gpus", "16",
+                "--isl", "2000", "--osl", "200", "--ttft-ms", "3000", "--tpot-ms", "50", "--save", str(big))
+    assert r.code == 0, r.err
+    assert load_profile(big).deploy.model_cache_size == "756Gi"
+    assert run_cli("--profile", str(big), "--out", str(tmp_path / "out"), "--strict").code == 0
+    small = tmp_path / "small.yaml"
+    assert run_cli(*SCENARIO_A, "--save", str(small)).code == 0
+    assert load_profile(small).deploy.model_cache_size == "200Gi"

@@ -195,3 +195,24 @@ def test_a_service_port_that_collides_on_one_host_is_refused(name: str, port: in
     assert render(profile_from_dict(doc), ["k8s"])
     doc["deploy"]["service_port"] = port + 1000
     render(profile_from_dict(doc))
+
+
+def test_a_model_cache_smaller_than_the_checkpoint_is_refused_for_the_pvc_targets(tmp_path):
+    """The PVC must hold the checkpoint as downloaded (405B in bf16: 756 GiB); shell and compose use the
+    host's cache and are not concerned."""
+    prof = str(EXAMPLES / "llama-3.1-405b-2x8xh100-multinode-vllm.yaml")
+    small = ["--set", "deploy.model_cache_size=700Gi"]
+    r = run_cli("render", "--profile", prof, "--out", str(tmp_path / "a"), *small, "--target", "k8s")
+    assert r.code == 2 and "deploy.model_cache_size: 700Gi cannot hold the checkpoint" in r.err, r.err
+    assert "at least 756Gi" in r.err and not (tmp_path / "a").exists()
+    assert run_cli("render", "--profile", prof, "--out", str(tmp_path / "b"), *small, "--target", "shell").code == 0
+    assert run_cli("render", "--profile", prof, "--out", str(tmp_path / "c"), "--set",
+                   "deploy.model_cache_size=756Gi", "--target", "k8s").code == 0
+
+
+def test_a_bf16_checkpoint_quantized_at_load_is_sized_as_downloaded():
+    from servewise.estimator.resolve import checkpoint_gib
+
+    prof = load_profile(EXAMPLES / "llama-3.1-8b-1xl4-vllm.yaml")
+    assert prof.model.weights_dtype == "fp8"
+    assert checkpoint_gib(prof.model) == 15, "the bf16 download, not the fp8 weights served"
