@@ -170,6 +170,14 @@ def test_readme_shows_estimates_with_bands():
     assert "provenance: fitted model" in readme
 
 
+@pytest.mark.parametrize("name, charts", [("qwen3-32b-8xh200-vllm.yaml", 2), ("llama-3.1-70b-8xh100-disagg-vllm.yaml", 1),
+                                           ("qwen3-32b-4xh100-sglang.yaml", 1)])
+def test_readme_asks_to_pick_one_chart_only_when_there_are_two(name: str, charts: int):
+    files = render(load_profile(EXAMPLES / name), ["helm"])
+    assert sum(f.endswith("-values.yaml") for f in files) == charts
+    assert ("Use one of the charts, not both." in files["README.md"]) == (charts > 1)
+
+
 def test_served_name_that_looks_like_a_flag_is_refused():
     doc = _doc("qwen3-32b-8xh200-vllm.yaml")
     doc["model"]["served_name"] = "--port"
