@@ -6,8 +6,8 @@ Tried in order, each on its own:
 - the smallest TTFT target (TPOT kept) and the smallest TPOT target (TTFT kept) some candidate meets; when
   neither alone suffices, both, for the candidate that misses by the least;
 - more GPUs: whole nodes, doubling up to ``MAX_GPU_FACTOR`` x the budget (stopping when a doubling
-  brings nothing closer to the SLA), then the smallest node count between the last failure and the first
-  success;
+  brings the nearest candidate that fits no closer to the SLA; while nothing fits, doubling goes on),
+  then the smallest node count between the last failure and the first success;
 - FP8 weights (a 16-bit checkpoint quantized online, where the engine does it and the GPU has FP8), and
   an FP8 KV cache;
 - a shorter max_model_len (when memory is what fails): halving down to ISL + OSL, then the largest
@@ -177,7 +177,8 @@ def more_gpus(ctx: Context, opts: SearchOptions, shortfall_now: float) -> Advice
     while hit is None and tried < min(total * MAX_GPU_FACTOR, MAX_GPUS):
         lo, tried = tried, tried * 2
         hit, short = _search(sized(tried), opts)
-        if hit is None and short >= prev * (1.0 - NO_GAIN):
+        # Nothing fitting on either count measures no progress: the weights per GPU still shrink, so keep doubling.
+        if hit is None and math.isfinite(prev) and short >= prev * (1.0 - NO_GAIN):
             return None
         prev = short
     if hit is None:

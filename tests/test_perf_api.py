@@ -118,6 +118,18 @@ def test_disagg_request_rate_estimate_serves_the_rate():
 
 
 @pytest.mark.parametrize("mode", [[], ["--mode", "disagg", "--prefill-tp", "4", "--decode-tp", "4"]])
+def test_open_loop_throughput_is_the_offered_rate_without_a_band(mode):
+    """At 2 requests/s that the system sustains, it completes 2 requests/s: no band of 1.6-2.9 requests/s
+    (more than arrive is impossible). The uncertainty stays in TTFT / TPOT and the requests in flight."""
+    p = json.loads(run_cli("estimate", *QWEN, "--request-rate", "2", *mode, "--json").out)["perf"]
+    assert p["requests_per_s_range"] == pytest.approx([2.0, 2.0], rel=1e-3)
+    assert p["output_tokens_per_s_range"] == pytest.approx([1000.0, 1000.0], rel=1e-3)
+    assert p["output_tokens_per_s_per_gpu_range"] == pytest.approx([p["output_tokens_per_s_per_gpu"]] * 2, rel=1e-3)
+    assert p["ttft_ms_range"][0] < p["ttft_ms"] < p["ttft_ms_range"][1]
+    assert p["concurrency_range"][0] < p["concurrency"] < p["concurrency_range"][1]
+
+
+@pytest.mark.parametrize("mode", [[], ["--mode", "disagg", "--prefill-tp", "4", "--decode-tp", "4"]])
 @pytest.mark.parametrize("load", [["--concurrency", "1"], ["--concurrency", "48"], ["--max-throughput"]])
 def test_closed_loop_figures_follow_littles_law(mode, load):
     """What estimate prints is self-consistent: tokens/s = concurrency x osl / (TTFT + (osl - 1) TPOT),

@@ -185,3 +185,17 @@ def test_saved_profile_sizes_the_model_cache_for_the_checkpoint(tmp_path):
     small = tmp_path / "small.yaml"
     assert run_cli(*SCENARIO_A, "--save", str(small)).code == 0
     assert load_profile(small).deploy.model_cache_size == "200Gi"
+
+
+def test_disaggregated_only_on_one_gpu_says_why_nothing_was_searched():
+    """--mode disagg on one GPU searches nothing: the reason is the GPU count (not memory, which was never
+    checked), and without targets the summary does not speak of an SLA."""
+    argv = ["plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", "--mode", "disagg"]
+    r = run_cli(*argv, "--json")
+    doc = json.loads(r.out)
+    assert r.code == 1 and r.err == "" and not doc["feasible"]
+    assert doc["reason"] == "disaggregated not searched: it needs at least 2 GPUs"
+    assert any(a["kind"] == "more_gpus" and a["value"] == 2 for a in doc["advice"])
+    human = run_cli(*argv).out
+    assert "no configuration is feasible: disaggregated not searched: it needs at least 2 GPUs" in human
+    assert "meets the SLA" not in human

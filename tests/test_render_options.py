@@ -170,6 +170,24 @@ def test_readme_shows_estimates_with_bands():
     assert "provenance: fitted model" in readme
 
 
+@pytest.mark.parametrize("name, charts", [("qwen3-32b-8xh200-vllm.yaml", 2), ("llama-3.1-70b-8xh100-disagg-vllm.yaml", 1),
+                                           ("qwen3-32b-4xh100-sglang.yaml", 1)])
+def test_readme_asks_to_pick_one_chart_only_when_there_are_two(name: str, charts: int):
+    files = render(load_profile(EXAMPLES / name), ["helm"])
+    assert sum(f.endswith("-values.yaml") for f in files) == charts
+    assert ("Use one of the charts, not both." in files["README.md"]) == (charts > 1)
+
+
+def test_readme_without_pinned_estimates_points_at_estimate_not_only_at_a_replan():
+    """`plan --save` re-plans and may replace a hand-written configuration; `estimate --profile` gives
+    this configuration's figures, so the README names it (and what the re-plan does)."""
+    doc = _doc("qwen3-32b-8xh200-vllm.yaml")
+    doc["plan"]["estimates"] = None
+    readme = " ".join(render(profile_from_dict(doc), ["shell"])["README.md"].split())
+    assert "`servewise estimate --profile <profile>` shows them for this configuration" in readme
+    assert "re-plans (it may choose another configuration)" in readme
+
+
 def test_served_name_that_looks_like_a_flag_is_refused():
     doc = _doc("qwen3-32b-8xh200-vllm.yaml")
     doc["model"]["served_name"] = "--port"

@@ -87,7 +87,9 @@ def _sections(rc: RenderContext, files: list[str]) -> list[tuple[str, str]]:
             body += ["helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-modelservice/",
                      f"helm install {rc.name} llm-d-modelservice/llm-d-modelservice -n {d.namespace} "
                      "-f helm/llm-d-modelservice-values.yaml"]
-        s.append(("Helm", "```bash\n" + "\n".join(body) + "\n```\nUse one of the charts, not both."))
+        charts = [f for f in ("helm/vllm-stack-values.yaml", "helm/llm-d-modelservice-values.yaml") if f in files]
+        s.append(("Helm", "```bash\n" + "\n".join(body) + "\n```" +
+                  ("\nUse one of the charts, not both." if len(charts) > 1 else "")))
     if any(f.startswith("k8s/") for f in files):
         body = [f"kubectl create namespace {d.namespace}",
                 f"kubectl create secret generic {d.hf_token_secret} -n {d.namespace} "

@@ -220,7 +220,8 @@ def format_plan(r: PlanResult) -> str:
             lines += ["", format_memory(rp.memory, f"Memory of the chosen configuration ({role}, TP{rp.worker.tp})")]
         lines += calibration_lines(r)
     else:
-        lines.append(f"no configuration meets the SLA: {r.reason}")
+        lines.append(f"no configuration {'meets the SLA' if r.sla.ttft_ms or r.sla.tpot_ms else 'is feasible'}: "
+                     f"{r.reason}")
     if any(r.candidates.values()):
         lines.append("")
         lines += pareto_chart(r)
