@@ -281,3 +281,29 @@ def test_dominant_terms_of_one_metric_share_one_denominator(load):
     tpot = [int(t.rsplit(" ", 1)[1].rstrip("%")) for t in d["perf"]["dominant_terms"] if t.startswith("TPOT:")]
     assert any("prompt chunks" in t for t in d["perf"]["dominant_terms"])
     assert len(tpot) >= 2 and sum(tpot) <= 100 + len(tpot)
+
+
+def test_estimate_judges_the_sla_and_prices_as_plan_does():
+    """Targets given to estimate are judged on the same statistic plan uses (exit 1 when missed), and a
+    GPU-hour price gives $ per million output tokens = price x GPUs / (tokens/s x 3600) x 1e6."""
+    import json
+
+    from .conftest import run_cli
+
+    base = ["estimate", "--model", "Qwen/Qwen3-32B", "--gpu", "h100-sxm", "--gpus", "4", "--tp", "4",
+            "--concurrency", "16", "--json"]
+    r = run_cli(*base, "--ttft-ms", "10", "--tpot-ms", "1000", "--gpu-hour-usd", "2.5")
+    doc = json.loads(r.out)
+    assert r.code == 1 and r.err == "" and doc["feasible"] and doc["meets_sla"] is False
+    assert doc["ttft_ms_at_percentile"] == doc["perf"]["ttft_ms"], "mean: the point estimate"
+    assert doc["cost_per_million_tokens_usd"] == pytest.approx(
+        2.5 * 4 / (doc["perf"]["output_tokens_per_s"] * 3600) * 1e6, rel=1e-3)
+    r = run_cli(*base, "--ttft-ms", "10000", "--sla-percentile", "p90")
+    doc = json.loads(r.out)
+    assert r.code == 0 and doc["meets_sla"] is True and doc["sla"]["percentile"] == "p90"
+    assert doc["perf"]["ttft_ms"] < doc["ttft_ms_at_percentile"] <= doc["perf"]["ttft_ms_range"][1] * 1.5
+    r = run_cli(*base)
+    assert r.code == 0 and json.loads(r.out)["meets_sla"] is None, "no targets, no verdict"
+    human = run_cli(*base[:-1], "--ttft-ms", "10")
+    assert human.code == 1 and "SLA (mean): TTFT" in human.out and ": missed" in human.out
+    assert human.out.rstrip().endswith("feasible, but the SLA is missed")
