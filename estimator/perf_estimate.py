@@ -108,7 +108,10 @@ def agg_perf(ctx: Context, plan: AggPlan, memory: MemoryEstimate) -> tuple[PerfE
                                       w.max_num_batched_tokens, w.max_num_seqs, memory.kv_cache_tokens)
         return None, overload_reason(wl.load.request_rate, per_worker * r, r)
     pt = g.point
-    conc = _f(pt.concurrency) * w.dp * r if wl.load.request_rate is None else _f(pt.running) * w.dp * r
+    if wl.load.request_rate is None:
+        conc = _f(pt.concurrency) * w.dp * r
+    else:   # in the system, by Little's law over the latencies reported (as disaggregated)
+        conc = _f(g.requests_per_s) * r * (_f(g.ttft_s) + (wl.osl - 1) * _f(g.tpot_s))
     tpot = _f(g.tpot_s)
     interference = max(1.0 - _f(pt.light.total_s) / tpot, 0.0) if tpot > 0 else 0.0
     dom = step_terms(pt.light, "TPOT", share=1.0 - interference)

@@ -118,6 +118,21 @@ def test_disagg_request_rate_estimate_serves_the_rate():
 
 
 @pytest.mark.parametrize("mode", [[], ["--mode", "disagg", "--prefill-tp", "4", "--decode-tp", "4"]])
+@pytest.mark.parametrize("rate", [0.05, 2.0])
+def test_open_loop_concurrency_follows_littles_law(mode, rate):
+    """At a request rate, the requests in the system are rate x (TTFT + (osl - 1) TPOT) of the printed
+    latencies (the field's meaning), aggregated as disaggregated: not the engine's running batch, which
+    leaves out the request overhead inside TTFT and is never below one request (at 0.05 requests/s the
+    system holds about half a request on average)."""
+    r = run_cli("estimate", *QWEN, "--request-rate", str(rate), *mode, "--json")
+    assert r.code == 0, r.err
+    p = json.loads(r.out)["perf"]
+    assert p["concurrency"] == pytest.approx(rate * (p["ttft_ms"] + 499 * p["tpot_ms"]) / 1e3, rel=1e-3)
+    lo, hi = p["concurrency_range"]
+    assert lo <= p["concurrency"] <= hi
+
+
+@pytest.mark.parametrize("mode", [[], ["--mode", "disagg", "--prefill-tp", "4", "--decode-tp", "4"]])
 @pytest.mark.parametrize("load", [["--concurrency", "1"], ["--concurrency", "48"], ["--max-throughput"]])
 def test_closed_loop_figures_follow_littles_law(mode, load):
     """What estimate prints is self-consistent: tokens/s = concurrency x osl / (TTFT + (osl - 1) TPOT),
