@@ -284,3 +284,16 @@ def test_dominant_terms_of_one_metric_share_one_denominator(load):
     tpot = [int(t.rsplit(" ", 1)[1].rstrip("%")) for t in d["perf"]["dominant_terms"] if t.startswith("TPOT:")]
     assert any("prompt chunks" in t for t in d["perf"]["dominant_terms"])
     assert len(tpot) >= 2 and sum(tpot) <= 100 + len(tpot)
+
+
+def test_ttft_terms_at_one_request_name_the_request_overhead_not_other_prompts():
+    """One request at a time queues behind no other prompt: what TTFT holds beside the prompt's own step is
+    mostly the request overhead (HTTP, tokenisation), named as such (it was all 'queueing behind other
+    prompts', 24 % here), and the TTFT terms never add up to more than TTFT."""
+    r = run_cli("estimate", *QWEN, "--gpus", "4", "--concurrency", "1", "--json")
+    assert r.code == 0, r.err
+    terms = {t.rsplit(" ", 1)[0]: int(t.rsplit(" ", 1)[1].rstrip("%"))
+             for t in json.loads(r.out)["perf"]["dominant_terms"] if t.startswith("TTFT:")}
+    assert terms.get("TTFT: request overhead (HTTP, tokenisation)", 0) > 10
+    assert all(v < 10 for k, v in terms.items() if "queueing" in k)
+    assert sum(terms.values()) <= 100
