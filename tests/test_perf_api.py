@@ -297,3 +297,13 @@ def test_ttft_terms_at_one_request_name_the_request_overhead_not_other_prompts()
     assert terms.get("TTFT: request overhead (HTTP, tokenisation)", 0) > 10
     assert all(v < 10 for k, v in terms.items() if "queueing" in k)
     assert sum(terms.values()) <= 100
+
+
+def test_pipeline_parallel_does_not_shorten_ttft_at_one_request():
+    """At one request in flight there is nothing to fill the pipeline with: TTFT with PP 2 over twice the
+    GPUs is no shorter than with PP 1 (it was 32 % shorter)."""
+    base = ["--model", "meta-llama/Llama-3.1-70B-Instruct", "--gpu", "h100-sxm", "--tp", "8", "--concurrency", "1",
+            "--isl", "2048", "--osl", "256", "--max-model-len", "8192", "--json"]
+    pp1 = json.loads(run_cli("estimate", *base, "--gpus", "8").out)["perf"]
+    pp2 = json.loads(run_cli("estimate", *base, "--gpus", "16", "--gpus-per-node", "8", "--pp", "2").out)["perf"]
+    assert pp2["ttft_ms"] >= pp1["ttft_ms"] and pp2["tpot_ms"] >= pp1["tpot_ms"]
