@@ -158,9 +158,12 @@ def _mixed(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl, requests_per_c
     k = requests_per_client or c["requests_per_client"]
     ttft_run = prompt_queue(burst.total_s, isl / p_burst, th, a, n, k, others_busy(n * a), tl)
     rate = n / (ttft_run + (osl - 1.0) * tpot)
-    rate_prefill = p_heavy / (isl * th)                        # prompts per second when every step is heavy
+    # prompts per second when every step is heavy: prompts then queue, and pipeline stages take one each
+    full, p_full = _heavy(t, par, isl, osl, n, room, np.maximum(group, np.minimum(n, par.pp)), True)
+    rate_prefill = p_full / (isl * full.total_s)
     bound = rate > rate_prefill
-    return heavy, ttft_run, np.where(bound, th, tpot), np.minimum(rate, rate_prefill), bound, np.maximum(a, 1.0)
+    return (heavy, ttft_run, np.where(bound, full.total_s, tpot), np.minimum(rate, rate_prefill), bound,
+            np.maximum(a, 1.0))
 
 
 def _prefill_first(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl):
@@ -210,9 +213,12 @@ def aggregated(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, con
 
 
 def _prefill_token_cost(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl, mixed):
-    """Seconds a prompt token adds to the engine's time (marginal cost in a heavy step)."""
+    """Seconds a prompt token adds to the engine's time (marginal cost in a heavy step), and that heavy
+    step. The step carries one prompt per pipeline stage (as many as the budget holds): under load the
+    stages work on different prompts at once, while each prompt still passes every stage (the step's
+    time is one prompt's own latency)."""
     room = np.where(mixed, np.maximum(budget - n, 0.1 * budget), budget)
-    heavy, p = _heavy(t, par, isl, osl, n, room, 1.0, mixed)
+    heavy, p = _heavy(t, par, isl, osl, n, room, par.pp, mixed)
     extra = np.maximum(heavy.total_s - tl, 0.0) if mixed else heavy.total_s
     return extra / p, heavy
 
