@@ -137,6 +137,8 @@ def test_candidates_match_estimate_and_serve_the_load(load):
                 assert c.plan.replicas * w.workers * w.dp * w.max_num_seqs >= 24
             elif "request_rate" in load:
                 assert c.perf.requests_per_s == pytest.approx(3.0, rel=0.01)
+                e2e_s = (c.perf.ttft_ms + 255 * c.perf.tpot_ms) / 1e3     # Little's law, as disaggregated
+                assert c.perf.concurrency == pytest.approx(c.perf.requests_per_s * e2e_s, rel=2e-3), mode
             else:
                 assert c.gpus_charged == 4
 
