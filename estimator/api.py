@@ -19,7 +19,7 @@ def default_memory_fraction(ctx: Context, tp: int = 1, pp: int = 1) -> float:
     from servewise.estimator.engine_defaults import default_memory_fraction as engine_default
 
     hw = ctx.hardware
-    d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.memory_bytes, tp, ctx.max_model_len)
+    d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.gpu.memory_bytes, tp, ctx.max_model_len)
     return engine_default(ctx.engine_name, ctx.engine.version, ctx.engine.memory_knob.default, hw.memory_bytes,
                           tp, pp, d.max_num_batched_tokens, d.max_num_seqs, ctx.model.arch.is_mla)
 

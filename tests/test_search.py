@@ -290,3 +290,22 @@ def test_request_rates_beyond_capacity_are_infeasible_points():
     assert unsustained > 0                    # some evaluated candidates cannot take 20 requests/s
     r = plan_in_context(build_context(profile(gpus=2, load={"request_rate": 1e4})), SearchOptions())
     assert not r.feasible and "serves the load" in r.reason
+
+
+def test_engine_defaults_follow_the_device_memory_not_what_is_free():
+    """vLLM and SGLang pick their batch defaults by the GPU's memory; a plan sized on free memory
+    (hardware.memory_bytes) must not drop to a smaller GPU's defaults (vLLM on an H100: 1024 / 8192,
+    not 256 / 2048)."""
+    from servewise.estimator.context import build_context
+    from servewise.estimator.search_space import engine_batch_defaults
+    from servewise.profiles import load_profile
+    from servewise.profiles.store import profile_from_dict, profile_to_dict
+
+    from .conftest import EXAMPLES
+
+    for engine in ("vllm", "sglang"):
+        doc = profile_to_dict(load_profile(EXAMPLES / "qwen3-32b-8xh200-vllm.yaml"))
+        doc["engine"] = {**doc["engine"], "name": engine, "version": None, "image": None}
+        whole = engine_batch_defaults(build_context(profile_from_dict(doc)), 1)
+        doc["hardware"]["memory_bytes"] = 30 * 1024**3
+        assert engine_batch_defaults(build_context(profile_from_dict(doc)), 1) == whole, engine

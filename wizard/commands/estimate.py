@@ -39,7 +39,7 @@ def build_profile(a: argparse.Namespace):
     a = argparse.Namespace(**vars(a))
     if a.mode == "agg":
         hw = ctx.hardware
-        d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.memory_bytes, a.tp, ctx.max_model_len)
+        d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.gpu.memory_bytes, a.tp, ctx.max_model_len)
         a.max_num_seqs = a.max_num_seqs or d.max_num_seqs
         a.max_num_batched_tokens = a.max_num_batched_tokens or d.max_num_batched_tokens
     fraction = default_memory_fraction(ctx, a.tp, a.pp)
