@@ -6,9 +6,8 @@ Tried in order, each on its own:
 - the smallest TTFT target (TPOT kept) and the smallest TPOT target (TTFT kept) some candidate meets; when
   neither alone suffices, both, for the candidate that misses by the least;
 - more GPUs: whole nodes, doubling up to ``MAX_GPU_FACTOR`` x the budget (stopping when a doubling
-  brings the nearest fitting candidate no closer to the SLA; while nothing fits or sustains the load,
-  doubling goes on), then the smallest node count between the last failure and the first
-  success;
+  brings the nearest candidate that fits no closer to the SLA; while nothing fits, doubling goes on),
+  then the smallest node count between the last failure and the first success;
 - FP8 weights (a 16-bit checkpoint quantized online, where the engine does it and the GPU has FP8), and
   an FP8 KV cache;
 - a shorter max_model_len (when memory is what fails): halving down to ISL + OSL, then the largest
@@ -159,9 +158,8 @@ def _both(outcome: SearchOutcome) -> tuple[float, float] | None:
 
 
 def more_gpus(ctx: Context, opts: SearchOptions, shortfall_now: float) -> Advice | None:
-    """Doubling the GPUs stops early once a doubling brings no fitting candidate closer to the SLA (more
-    replicas cannot lower the latency of one, and TP stops at the node); while none fits or sustains the
-    load there is no distance to compare, so it doubles on to ``MAX_GPU_FACTOR``."""
+    """Doubling the GPUs stops early once a doubling brings no candidate closer to the SLA (more
+    replicas cannot lower the latency of one, and TP stops at the node)."""
     hw = ctx.profile.hardware
     per_node = hw.gpus_per_node
     full = max(per_node, ctx.hardware.gpu.gpus_per_node)
@@ -179,8 +177,9 @@ def more_gpus(ctx: Context, opts: SearchOptions, shortfall_now: float) -> Advice
     while hit is None and tried < min(total * MAX_GPU_FACTOR, MAX_GPUS):
         lo, tried = tried, tried * 2
         hit, short = _search(sized(tried), opts)
-        if hit is None and math.isfinite(short) and short >= prev * (1.0 - NO_GAIN):
-            return None         # a fitting candidate got no closer (nothing fitting yet tells nothing)
+        # Nothing fitting on either count measures no progress: the weights per GPU still shrink, so keep doubling.
+        if hit is None and math.isfinite(prev) and short >= prev * (1.0 - NO_GAIN):
+            return None
         prev = short
     if hit is None:
         return None

@@ -7,7 +7,7 @@ from servewise.estimator.context import Context, build_context, check_parallelis
 from servewise.estimator.errors import ConfigError
 from servewise.estimator.perf_estimate import agg_perf, disagg_perf
 from servewise.estimator.resolve import quantization_note
-from servewise.estimator.results import Estimate, PlanResult, RoleEstimate
+from servewise.estimator.results import Estimate, PlanResult, RoleEstimate, SlaInfo
 from servewise.estimator.user_calibration import apply_to_estimate
 from servewise.perfdata import get_gpu
 from servewise.profiles.schema import AggPlan, DisaggPlan, Profile
@@ -19,7 +19,7 @@ def default_memory_fraction(ctx: Context, tp: int = 1, pp: int = 1) -> float:
     from servewise.estimator.engine_defaults import default_memory_fraction as engine_default
 
     hw = ctx.hardware
-    d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.memory_bytes, tp, ctx.max_model_len)
+    d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.gpu.memory_bytes, tp, ctx.max_model_len)
     return engine_default(ctx.engine_name, ctx.engine.version, ctx.engine.memory_knob.default, hw.memory_bytes,
                           tp, pp, d.max_num_batched_tokens, d.max_num_seqs, ctx.model.arch.is_mla)
 
@@ -34,8 +34,38 @@ def estimate(profile: Profile) -> Estimate:
 
 
 def estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:
-    """The estimate of ``plan``, with the profile's user calibration applied where it was measured."""
-    return apply_to_estimate(_estimate_in_context(ctx, plan), ctx.profile, ctx.engine.version)
+    """The estimate of ``plan``, with the profile's user calibration applied where it was measured, and
+    judged against the profile's SLA (and priced) on those figures."""
+    return with_sla(apply_to_estimate(_estimate_in_context(ctx, plan), ctx.profile, ctx.engine.version),
+                    ctx.profile)
+
+
+def with_sla(est: Estimate, profile: Profile) -> Estimate:
+    """``est`` with the SLA statistics and verdict ``plan`` would give it (``search.at_percentile`` on the
+    point estimate and its band) and, with a GPU-hour price, $ per million output tokens over its GPUs."""
+    import numpy as np
+
+    from servewise.estimator.cost import cost_per_million_tokens_usd
+    from servewise.estimator.search import at_percentile
+
+    p, sla = est.perf, profile.sla
+    if p is None:
+        return est
+    upd: dict[str, object] = {}
+    if sla.ttft_ms is not None or sla.tpot_ms is not None:
+        ttft = float(at_percentile(np.float64(p.ttft_ms), np.float64(p.ttft_ms_range[1]), sla.percentile))
+        tpot = float(at_percentile(np.float64(p.tpot_ms), np.float64(p.tpot_ms_range[1]), sla.percentile))
+        from servewise.estimator.planning import STATISTICS
+
+        upd.update(sla=SlaInfo(ttft_ms=sla.ttft_ms, tpot_ms=sla.tpot_ms, percentile=sla.percentile,
+                               statistic=STATISTICS[sla.percentile]),
+                   ttft_ms_at_percentile=round(ttft, 3), tpot_ms_at_percentile=round(tpot, 3),
+                   meets_sla=(sla.ttft_ms is None or ttft <= sla.ttft_ms) and (sla.tpot_ms is None or tpot <= sla.tpot_ms))
+    price = profile.search.gpu_hour_usd
+    if price is not None and p.output_tokens_per_s > 0:
+        upd["cost_per_million_tokens_usd"] = round(float(cost_per_million_tokens_usd(price, est.gpus,
+                                                                                      p.output_tokens_per_s)), 4)
+    return est.model_copy(update=upd) if upd else est
 
 
 def _estimate_in_context(ctx: Context, plan: AggPlan | DisaggPlan) -> Estimate:

@@ -74,14 +74,17 @@ def kv_transfer_s(prefill: PerfTarget, decode: PerfTarget, prefill_tp, decode_tp
 def _prefill_pool(t: PerfTarget, par: Parallel, isl, prompts_per_rank, budget):
     """A prefill-only rank's steps: the first wave's burst (all its prompts queued, steps of up to ``budget``
     tokens) and a later group's step (``prefill_group_requests`` prompts), with the prompts each step holds
-    (``1 / a``) and the rank's prompt capacity when busy."""
+    (``1 / a``) and the rank's prompt capacity when busy (prompts then queue, and pipeline stages take one
+    each: ``step_time``)."""
     c = t.coef
     p0 = np.minimum(budget, np.maximum(prompts_per_rank, 1.0) * isl)
     burst = step_time(t, par, p0, isl / 2.0, 0.0, 0.0, np.maximum(p0 / isl, 1.0))
     group = np.minimum(prompts_per_rank, c["prefill_group_requests"])
     p = np.minimum(budget, np.maximum(group, 1.0) * isl)
     heavy = step_time(t, par, p, isl / 2.0, 0.0, 0.0, np.maximum(p / isl, 1.0))
-    capacity = p / (isl * heavy.total_s)        # prompts per second per rank when busy
+    pf = np.minimum(budget, np.maximum(np.maximum(group, np.minimum(prompts_per_rank, par.pp)), 1.0) * isl)
+    full = step_time(t, par, pf, isl / 2.0, 0.0, 0.0, np.maximum(pf / isl, 1.0))
+    capacity = pf / (isl * full.total_s)        # prompts per second per rank when busy
     return burst, isl / p0, heavy, isl / p, capacity
 
 
@@ -156,7 +159,10 @@ def disaggregated_at_rate(prefill: PerfTarget, decode: PerfTarget, p_par: Parall
     budget = np.maximum(np.asarray(prefill_budget, dtype=np.float64), isl)
     p_step = step_time(prefill, p_par, np.minimum(budget, isl), isl / 2.0, 0.0, 0.0, 1.0)
     s = p_step.total_s * np.maximum(isl / budget, 1.0)
-    mu_p = x / s
+    # capacity: under load each pipeline stage works on its own prompt (``step_time``)
+    pf = np.minimum(budget, np.minimum(p_par.pp, budget / isl) * isl)
+    mu_p = x * pf / (isl * step_time(prefill, p_par, pf, isl / 2.0, 0.0, 0.0, np.maximum(pf / isl, 1.0)).total_s
+                     * np.maximum(isl / budget, 1.0))
     rho = np.minimum(lam / mu_p, 0.999)
     ttft_p = s + rho * s / (2.0 * (1.0 - rho))
     t_kv = kv_transfer_s(prefill, decode, p_par.tp, d_par.tp, isl, link_bw)

@@ -259,16 +259,22 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
     ``decode_seqs``: sequences decoding one token; ``decode_ctx``: their mean context length;
     ``prefill_seqs``: prompts in the step (logits rows and per-sequence overhead), default
     ``ceil(prefill_tokens / prefill_ctx_full)`` approximated by ``prefill_tokens > 0``.
-    With pipeline parallelism the batch is split into ``pp`` micro-batches that fill the stages, so a
-    round in which every sequence advances once costs the whole model at ``1/pp`` of the tokens
-    plus ``pp - 1`` stage-to-stage sends.
+    With pipeline parallelism the step's sequences are split into ``m = min(pp, sequences)`` micro-batches
+    that fill the stages, so a round in which every sequence advances once costs the whole model at the
+    tokens of one micro-batch plus ``pp - 1`` stage-to-stage sends. A sequence is in one micro-batch at a
+    time (the engines do not split one prompt, or its chunks, over the stages: vllm-project/vllm#41682),
+    so a micro-batch holds at least a whole prompt chunk: ``P / min(pp, prompts)`` prompt tokens beside
+    ``D / m`` decodes. A lone prompt thus passes the stages one after another -- pipelining gives
+    throughput across sequences, never a shorter prefill of one (SGLang's chunked pipeline parallelism,
+    which overlaps the chunks of one long prompt, is not modelled).
     """
     a, c, gpu = t.arch, t.coef, t.gpu
     tp, pp, dp, ep = par.tp, par.pp, par.dp, par.ep
-    P = np.asarray(prefill_tokens, dtype=np.float64) / pp
-    D = np.asarray(decode_seqs, dtype=np.float64) / pp
     n_pre = (np.asarray(prefill_tokens) > 0).astype(np.float64) if prefill_seqs is None else \
         np.asarray(prefill_seqs, dtype=np.float64)
+    mb = np.clip(np.asarray(decode_seqs, dtype=np.float64) + n_pre, 1.0, pp)   # micro-batches
+    P = np.asarray(prefill_tokens, dtype=np.float64) / np.clip(n_pre, 1.0, pp)
+    D = np.asarray(decode_seqs, dtype=np.float64) / mb
     T = P + D
     bw = gpu.memory_bandwidth_bytes_per_s
     W = linear_params_per_gpu(a, tp)
@@ -314,7 +320,7 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
     ar_layers = attn_layers + n.linear + n.dense_mlp
     comm = comm + ar_layers * allreduce_time_s(t, tp, T * h * ACT_BYTES, link_bandwidth(t, tp))
     comm = comm + (pp - 1.0) * (T * h * ACT_BYTES / link_bandwidth(t, tp * pp) + c["allreduce_latency_s"])
-    rows = D + n_pre / pp
+    rows = D + n_pre / np.clip(n_pre, 1.0, pp)
     bpp, pk, eff = t.linear("lm_head")
     t_head, c_head = _roofline(2.0 * rows * W["lm_head"], W["lm_head"] * bpp + rows * h * ACT_BYTES, pk, bw, c, eff)
     ctx_p = np.asarray(prefill_ctx, dtype=np.float64)
@@ -325,9 +331,9 @@ def step_time(t: PerfTarget, par: Parallel, prefill_tokens: ArrayLike = 0.0, pre
     if n.linear and a.linear:
         attn = attn + n.linear * linear_attention_time_s(t, tp, P, D)
     elem = a.num_layers * T * h * ACT_BYTES * ELEMENTWISE_PASSES / (bw * c["memory_efficiency"])
-    graph = (P == 0) & (D * pp <= CUDA_GRAPH_MAX_BATCH)
+    graph = (P == 0) & (D * mb <= CUDA_GRAPH_MAX_BATCH)
     per_layer = np.where(graph, c["layer_overhead_graph_s"], c["layer_overhead_eager_s"])
-    overhead = c["step_overhead_s"] + c["seq_overhead_s"] * (D + n_pre / pp) * pp + a.num_layers * per_layer
+    overhead = c["step_overhead_s"] + c["seq_overhead_s"] * (D * mb + n_pre) + a.num_layers * per_layer
     total = total + t_head
     comp = comp + c_head
     shape = np.broadcast_shapes(*(np.shape(x) for x in (total, comm, attn, overhead)))

@@ -108,18 +108,33 @@ def agg_perf(ctx: Context, plan: AggPlan, memory: MemoryEstimate) -> tuple[PerfE
                                       w.max_num_batched_tokens, w.max_num_seqs, memory.kv_cache_tokens)
         return None, overload_reason(wl.load.request_rate, per_worker * r, r)
     pt = g.point
-    conc = _f(pt.concurrency) * w.dp * r if wl.load.request_rate is None else _f(pt.running) * w.dp * r
+    if wl.load.request_rate is None:
+        conc = _f(pt.concurrency) * w.dp * r
+    else:   # in the system, by Little's law over the latencies reported (as disaggregated)
+        conc = _f(g.requests_per_s) * r * (_f(g.ttft_s) + (wl.osl - 1) * _f(g.tpot_s))
     tpot = _f(g.tpot_s)
     interference = max(1.0 - _f(pt.light.total_s) / tpot, 0.0) if tpot > 0 else 0.0
     dom = step_terms(pt.light, "TPOT", share=1.0 - interference)
     if interference > 0.05:
         dom.append(f"TPOT: other requests' prompt chunks {100 * interference:.0f}%")
-    ttft = _f(g.ttft_s)
-    queue = 1.0 - _f(pt.heavy.total_s) / ttft if math.isfinite(ttft) and ttft > 0 else 0.0
-    if queue > 0.05:
-        dom.append(f"TTFT: queueing behind other prompts {100 * queue:.0f}%")
+    dom += ttft_terms(ctx, pt, _f(g.ttft_s))
     dom += step_terms(pt.heavy, "prefill step", 2)
     return _perf(g, r, plan.gpus, conc, dom, open_loop=wl.load.request_rate is not None), None
+
+
+def ttft_terms(ctx: Context, pt, ttft: float) -> list[str]:
+    """TTFT's parts beside the prompt's own heavy steps: the request overhead (HTTP, tokenisation; the
+    calibrated ``request_overhead_s``) and the queueing (other prompts ahead, the step in progress, KV
+    admission): what is left of TTFT after the own steps and the overhead."""
+    if not (math.isfinite(ttft) and ttft > 0):
+        return []
+    from servewise.estimator.performance import perf_target
+
+    overhead = perf_target(ctx).coef["request_overhead_s"] / ttft
+    queue = 1.0 - _f(pt.heavy.total_s * pt.prompt_steps) / ttft - overhead
+    terms = [(queue, "queueing (other prompts, the step in progress)"),
+             (overhead, "request overhead (HTTP, tokenisation)")]
+    return [f"TTFT: {what} {100 * v:.0f}%" for v, what in sorted(terms, reverse=True) if v > 0.05]
 
 
 def _perf(g, replicas: int, gpus: int, concurrency: float, dominant: list[str],

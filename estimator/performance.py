@@ -71,10 +71,15 @@ def kv_tokens_for(ctx: Context, tp, pp, dp, ep, max_num_seqs, max_num_batched_to
     return np.asarray(t.kv_cache_tokens, dtype=np.float64)
 
 
-def _grid(pt: ServingPoint | DisaggPoint, cov: Coverage, extra, batch) -> PerfGrid:
+def _grid(pt: ServingPoint | DisaggPoint, cov: Coverage, extra, batch, open_loop: bool = False) -> PerfGrid:
+    """``open_loop``: at a request rate the system sustains, it completes exactly the requests that arrive,
+    so throughput is the offered rate x OSL with no band; the model's uncertainty sits in the latencies
+    (and in the requests in flight they imply)."""
+    thr = np.asarray(pt.output_tokens_per_s, dtype=np.float64)
+    thr_band = (thr, thr) if open_loop else band(pt.output_tokens_per_s, cov, "throughput", extra)
     return PerfGrid(ttft_s=pt.ttft_s, ttft_band_s=band(pt.ttft_s, cov, "ttft", extra), tpot_s=pt.tpot_s,
                     tpot_band_s=band(pt.tpot_s, cov, "tpot", extra), output_tokens_per_s=pt.output_tokens_per_s,
-                    output_tokens_per_s_band=band(pt.output_tokens_per_s, cov, "throughput", extra),
+                    output_tokens_per_s_band=thr_band,
                     requests_per_s=pt.requests_per_s, batch=batch, coverage=cov, point=pt)
 
 
@@ -106,7 +111,7 @@ def agg_grid(ctx: Context, tp: ArrayLike = 1, pp: ArrayLike = 1, dp: ArrayLike =
         pt = aggregated(t, par, isl, osl, load, max_num_batched_tokens, max_num_seqs, kv_tokens)
     cov = coverage(t.generation, t.engine, family(ctx))
     extra = widening(cov, pp=pp, concurrency=load, isl=isl, osl=osl)
-    return _grid(pt, cov, extra, pt.running)
+    return _grid(pt, cov, extra, pt.running, open_loop=request_rate is not None)
 
 
 def pools_link_bandwidth(ctx: Context, gpus: ArrayLike, prefill: PerfTarget,
@@ -150,4 +155,4 @@ def disagg_grid(ctx: Context, prefill: tuple, decode: tuple, prefill_workers: Ar
                            prefill_budget, decode_max_seqs, decode_kv_tokens, link)
     cov = coverage(dt_.generation, dt_.engine, family(ctx), mode="disagg")
     extra = widening(cov, pp=np.maximum(prefill[1], decode[1]), concurrency=load, isl=isl, osl=osl)
-    return _grid(pt, cov, extra, pt.decode_batch)
+    return _grid(pt, cov, extra, pt.decode_batch, open_loop=request_rate is not None)

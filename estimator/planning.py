@@ -228,6 +228,8 @@ def plan_result(ctx: Context, outcome: SearchOutcome, common: dict) -> PlanResul
 
 
 def _reason(ctx: Context, outcome: SearchOutcome) -> str:
+    if not outcome.tables:  # no mode could be searched (e.g. --mode disagg on one GPU): say why, not "memory"
+        return "; ".join(outcome.notes) or "no serving mode could be searched"
     fits = {m: int(t["ok"].sum()) for m, t in outcome.tables.items()}
     if not any(fits.values()):
         return "no configuration fits in memory and serves the load" + _memory_detail(ctx)

@@ -164,6 +164,13 @@ def with_weights_dtype(rm: ResolvedModel, weights_dtype: str) -> ResolvedModel:
                       field="model.weights_dtype")
 
 
+def checkpoint_gib(model: Model) -> int | None:
+    """The checkpoint as downloaded, in whole GiB: its stored dtype even when the engine quantizes it at
+    load (``weights_dtype`` fp8 over a bf16 checkpoint); the least a model-cache volume must hold."""
+    stored = resolve_model(model.model_copy(update={"weights_dtype": "auto"}))
+    return -(-int(stored.weight_bytes) // 1024**3) if stored.weight_bytes else None
+
+
 def resolve_hardware(hw: Hardware) -> ResolvedHardware:
     if isinstance(hw.gpu, CustomGpu):
         base = get_gpu(hw.gpu.nearest)

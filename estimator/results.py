@@ -108,6 +108,13 @@ class RoleEstimate(_Out):
     perf: RolePerf | None = None
 
 
+class SlaInfo(_Out):
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
+    statistic: str = Field(description="how the percentile is taken from the estimate and its band")
+
+
 class Estimate(_Out):
     """One fixed configuration: memory breakdown + performance."""
 
@@ -124,6 +131,13 @@ class Estimate(_Out):
     memory: MemoryEstimate | None = None
     roles: dict[str, RoleEstimate] | None = None
     perf: PerfEstimate | None = None
+    sla: SlaInfo | None = Field(default=None, description="the targets judged; null without targets")
+    meets_sla: bool | None = Field(default=None, description="the SLA's targets met by the statistics below "
+                                   "(as plan judges a candidate); null without targets or performance")
+    ttft_ms_at_percentile: float | None = Field(default=None, description="TTFT statistic the SLA compares")
+    tpot_ms_at_percentile: float | None = Field(default=None, description="TPOT statistic the SLA compares")
+    cost_per_million_tokens_usd: float | None = Field(default=None, description="with a GPU-hour price: "
+                                                      "price x gpus / output tokens per hour x 1e6")
     assumptions: list[str] = Field(default_factory=list)
     provenance: dict[str, str] = Field(default_factory=dict)
 
@@ -168,13 +182,6 @@ class LoadInfo(_Out):
     kind: Literal["concurrency", "request_rate", "max_throughput"]
     value: float | None = None
     meaning: str
-
-
-class SlaInfo(_Out):
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
-    statistic: str = Field(description="how the percentile is taken from the estimate and its band")
 
 
 class Comparison(_Out):

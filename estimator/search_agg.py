@@ -131,8 +131,11 @@ def evaluate_agg(ctx: Context, load: LoadSpec, opts: SearchOptions) -> Table:
                 "tpot_lo": gr.tpot_band_s[0], "tpot_hi": gr.tpot_band_s[1], "thr": gr.output_tokens_per_s * r,
                 "thr_lo": gr.output_tokens_per_s_band[0] * r, "thr_hi": gr.output_tokens_per_s_band[1] * r,
                 "rps": gr.requests_per_s * r}
-        running = pt.running if load.kind == "request_rate" else pt.concurrency
-        vals["conc"] = running * s["dp"] * r
+        if load.kind == "request_rate":     # in the system, by Little's law (as disaggregated candidates)
+            e2e = np.where(np.isfinite(gr.ttft_s), gr.ttft_s + (wl.osl - 1) * gr.tpot_s, np.nan)
+            vals["conc"] = vals["rps"] * e2e
+        else:
+            vals["conc"] = pt.concurrency * s["dp"] * r
         for c, v in vals.items():
             cols[c][idx] = np.broadcast_to(v, idx.shape)
         if load.kind == "concurrency":

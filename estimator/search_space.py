@@ -148,7 +148,7 @@ def engine_batch_defaults(ctx: Context, tp: int, gpu: GpuSpec | None = None) -> 
     from servewise.estimator.engine_defaults import batch_defaults
 
     g = gpu or ctx.hardware.gpu
-    mem = ctx.hardware.memory_bytes if g is ctx.hardware.gpu else g.memory_bytes
+    mem = g.memory_bytes  # the engines pick their defaults by the device's memory, not by what is free
     key = (ctx.engine_name, ctx.engine.version, g.id, mem, int(tp), ctx.max_model_len)
     if key not in _DEFAULTS:
         d = batch_defaults(ctx.engine_name, ctx.engine.version, g, mem, int(tp), ctx.max_model_len)
@@ -173,7 +173,7 @@ def default_fraction(ctx: Context, tp, pp, budget, seqs, gpu: GpuSpec | None = N
     if knob is not None:
         return np.full(shape, float(knob))
     g = gpu or ctx.hardware.gpu
-    mem = ctx.hardware.memory_bytes if g is ctx.hardware.gpu else g.memory_bytes
+    mem = g.memory_bytes  # the engines pick their defaults by the device's memory, not by what is free
     cols = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (tp, pp, budget, seqs)))
     keys = np.stack([c.ravel() for c in cols], axis=1)
     uniq, inv = np.unique(keys, axis=0, return_inverse=True)

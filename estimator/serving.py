@@ -63,6 +63,7 @@ class ServingPoint:
     heavy: StepTime               # a step carrying prompt tokens
     light: StepTime               # a decode-only step
     prefill_bound: np.ndarray     # True where prompt throughput, not decoding, limits the rate
+    prompt_steps: np.ndarray      # heavy steps a request's own prompt takes (1 where prompts share a step)
 
     @property
     def concurrency(self) -> np.ndarray:
@@ -157,9 +158,12 @@ def _mixed(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl, requests_per_c
     k = requests_per_client or c["requests_per_client"]
     ttft_run = prompt_queue(burst.total_s, isl / p_burst, th, a, n, k, others_busy(n * a), tl)
     rate = n / (ttft_run + (osl - 1.0) * tpot)
-    rate_prefill = p_heavy / (isl * th)                        # prompts per second when every step is heavy
+    # prompts per second when every step is heavy: prompts then queue, and pipeline stages take one each
+    full, p_full = _heavy(t, par, isl, osl, n, room, np.maximum(group, np.minimum(n, par.pp)), True)
+    rate_prefill = p_full / (isl * full.total_s)
     bound = rate > rate_prefill
-    return heavy, ttft_run, np.where(bound, th, tpot), np.minimum(rate, rate_prefill), bound
+    return (heavy, ttft_run, np.where(bound, full.total_s, tpot), np.minimum(rate, rate_prefill), bound,
+            np.maximum(a, 1.0))
 
 
 def _prefill_first(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl):
@@ -175,7 +179,7 @@ def _prefill_first(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl):
     ttft = th * (chunks + own) / 2.0
     tpot = tl + th * np.maximum(chunks - own, 0.0) / 2.0 / (osl - 1.0)
     rate = n / (th * chunks + (osl - 1.0) * tl)
-    return heavy, ttft, tpot, rate, np.asarray(chunks * th > (osl - 1.0) * tl)
+    return heavy, ttft, tpot, rate, np.asarray(chunks * th > (osl - 1.0) * tl), own
 
 
 def aggregated(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, concurrency: ArrayLike,
@@ -197,21 +201,24 @@ def aggregated(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayLike, con
     light = step_time(t, par, 0.0, 0.0, n, isl + osl / 2.0)
     tl = light.total_s
     if mixed:
-        heavy, ttft_run, tpot, rate, bound = _mixed(t, par, isl, osl, n, budget, tl, requests_per_client)
+        heavy, ttft_run, tpot, rate, bound, own = _mixed(t, par, isl, osl, n, budget, tl, requests_per_client)
     else:
-        heavy, ttft_run, tpot, rate, bound = _prefill_first(t, par, isl, osl, n, budget, tl)
+        heavy, ttft_run, tpot, rate, bound, own = _prefill_first(t, par, isl, osl, n, budget, tl)
     ttft, tpot, rate = closed_loop(cr, rate, ttft_run + c["request_overhead_s"], tpot, osl,
                                    before_first_token(t.serving, isl, osl))
     reqs = rate * par.dp
     return ServingPoint(ttft_s=ttft, tpot_s=tpot, requests_per_s=reqs, output_tokens_per_s=reqs * osl,
                         running=n + 0 * ttft, queued=np.maximum(cr - n, 0.0) + 0 * ttft, heavy=heavy,
-                        light=light, prefill_bound=bound)
+                        light=light, prefill_bound=bound, prompt_steps=own + 0 * ttft)
 
 
 def _prefill_token_cost(t: PerfTarget, par: Parallel, isl, osl, n, budget, tl, mixed):
-    """Seconds a prompt token adds to the engine's time (marginal cost in a heavy step)."""
+    """Seconds a prompt token adds to the engine's time (marginal cost in a heavy step), and that heavy
+    step. The step carries one prompt per pipeline stage (as many as the budget holds): under load the
+    stages work on different prompts at once, while each prompt still passes every stage (the step's
+    time is one prompt's own latency)."""
     room = np.where(mixed, np.maximum(budget - n, 0.1 * budget), budget)
-    heavy, p = _heavy(t, par, isl, osl, n, room, 1.0, mixed)
+    heavy, p = _heavy(t, par, isl, osl, n, room, par.pp, mixed)
     extra = np.maximum(heavy.total_s - tl, 0.0) if mixed else heavy.total_s
     return extra / p, heavy
 
@@ -252,7 +259,7 @@ def aggregated_at_rate(t: PerfTarget, par: Parallel, isl: ArrayLike, osl: ArrayL
     reqs = np.where(stable, lam, 0.0) * par.dp
     return ServingPoint(ttft_s=ttft, tpot_s=tpot, requests_per_s=reqs, output_tokens_per_s=reqs * osl,
                         running=np.minimum(n, cap), queued=np.where(stable, 0.0, np.inf), heavy=heavy, light=light,
-                        prefill_bound=~stable)
+                        prefill_bound=~stable, prompt_steps=np.maximum(isl / budget, 1.0) + np.zeros(np.shape(ttft)))
 
 
 def sustainable_rate(t: PerfTarget, par: Parallel, isl: float, osl: float, max_num_batched_tokens: float,

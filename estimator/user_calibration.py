@@ -57,11 +57,13 @@ def factor_at(points: Iterable[CorrectionPoint], metric: str, concurrency):
     return float(out) if np.ndim(out) == 0 else out
 
 
-def calibrate_perf(perf: PerfEstimate, points: list[CorrectionPoint], concurrency: float) -> PerfEstimate:
+def calibrate_perf(perf: PerfEstimate, points: list[CorrectionPoint], concurrency: float,
+                   open_loop: bool = False) -> PerfEstimate:
     """``perf`` with each metric (value and band) scaled by its factor at ``concurrency``.
 
     Derived figures follow their metric: tokens/s/user = 1 / TPOT, per-GPU throughput and
-    requests/s scale with output tokens/s.
+    requests/s scale with output tokens/s. ``open_loop`` (a request rate): throughput is the offered
+    rate, which no factor changes; only the latencies are corrected.
     """
     upd: dict[str, object] = {}
     f = factor_at(points, "ttft", concurrency)
@@ -72,7 +74,7 @@ def calibrate_perf(perf: PerfEstimate, points: list[CorrectionPoint], concurrenc
         upd.update(tpot_ms=perf.tpot_ms * f, tpot_ms_range=_scaled(perf.tpot_ms_range, f),
                    tokens_per_s_per_user=perf.tokens_per_s_per_user / f,
                    tokens_per_s_per_user_range=_scaled(perf.tokens_per_s_per_user_range, 1.0 / f))
-    f = factor_at(points, "output_tokens_per_s", concurrency)
+    f = None if open_loop else factor_at(points, "output_tokens_per_s", concurrency)
     if f is not None:
         upd.update(output_tokens_per_s=perf.output_tokens_per_s * f,
                    output_tokens_per_s_range=_scaled(perf.output_tokens_per_s_range, f),
@@ -127,7 +129,7 @@ def apply_to_estimate(est: Estimate, profile: Profile, engine_version: str) -> E
         return est.model_copy(update={"assumptions": [*est.assumptions, (
             f"{PROVENANCE} not applied: measured on {cal.deployment}, estimating {here}")]})
     conc = load_concurrency(profile, est.perf)
-    perf = calibrate_perf(est.perf, cal.points, conc)
+    perf = calibrate_perf(est.perf, cal.points, conc, open_loop=profile.workload.load.request_rate is not None)
     measured = sorted({p.concurrency for p in cal.points})
     notes = [f"{PROVENANCE} ({cal.source}): factors measured at concurrency "
              f"{', '.join(f'{c:g}' for c in measured)}, interpolated in log concurrency"]

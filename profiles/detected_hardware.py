@@ -195,6 +195,17 @@ def hardware_for_group(det: Detection, group: int = 0, use_free_memory: bool = F
                     fingerprint=fingerprint(det, members), memory_bytes=memory)
 
 
+def with_counts(hw: Hardware, per_node: int, nodes: int) -> Hardware:
+    """``hw`` with other GPU counts. Planning on fewer of the detected GPUs records only those in the
+    fingerprint, as ``plan --detect --gpus N`` does, so a replay on a machine with just them does not warn."""
+    doc = {**hw.model_dump(), "gpus_per_node": per_node, "nodes": nodes}
+    fp = hw.fingerprint
+    if fp is not None and per_node * nodes < fp.count:
+        n = per_node * nodes
+        doc["fingerprint"] = {**fp.model_dump(), "count": n, "names": fp.names[:n], "memory_bytes": fp.memory_bytes[:n]}
+    return Hardware.model_validate(doc)
+
+
 def fingerprint_difference(expected: Fingerprint, det: Detection) -> str | None:
     """Why this machine differs from the hardware a profile was detected on; ``None`` when it has the
     same devices (same names, NVML memory within 3 %), possibly among others."""

@@ -297,6 +297,15 @@ class ExtraArgs(_Strict):
     decode: list[Annotated[str, Field(max_length=4000)]] = Field(default_factory=list)
 
 
+_QUANTITY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
+
+
+def quantity_bytes(size: str) -> int:
+    """A Kubernetes binary quantity as a profile writes it (``200Gi``, the pattern of
+    ``deploy.model_cache_size``) in bytes."""
+    return int(size[:-2]) * _QUANTITY_UNITS[size[-2:]]
+
+
 class Deploy(_Strict):
     targets: list[Target] = Field(default_factory=lambda: ["shell", "compose", "helm", "k8s"], min_length=1)
     runtime: Literal["native", "dynamo"] = "native"

@@ -16,6 +16,7 @@ from servewise.render.errors import RenderError
 from servewise.render.targets.compose import render_compose
 from servewise.render.targets.helm import render_helm
 from servewise.render.targets.k8s import render_k8s
+from servewise.render.targets.kube import check_model_cache
 from servewise.render.targets.plan_json import render_plan_json
 from servewise.render.targets.readme import render_readme
 from servewise.render.targets.shell import render_shell
@@ -38,6 +39,8 @@ def render(profile: Profile, targets: Iterable[str] | None = None) -> dict[str, 
     engines.validate(rc)
     if {"shell", "compose"} & set(wanted):
         engines.check_ports(rc)
+    if {"helm", "k8s"} & set(wanted):  # the targets that download into the model-cache PVC
+        check_model_cache(rc)
     files: dict[str, str] = {}
     for t in wanted:
         files.update(TARGETS[t](rc))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from servewise.perfdata import get_engine
 from servewise.perfdata.engines import EngineVersion
 from servewise.perfdata.errors import UnknownIdError
-from servewise.profiles.schema import AggPlan, DisaggPlan, Profile
+from servewise.profiles.schema import AggPlan, DisaggPlan, Profile, Worker
 from servewise.profiles.schema import is_local_model_path as is_local_path
 from servewise.render.errors import RenderError
 from servewise.render.topology import Instance, layout
@@ -52,6 +53,22 @@ class RenderContext:
 
     def role_instances(self, role: str) -> list[Instance]:
         return [i for i in self.instances if i.role == role]
+
+    def memory_fraction(self, w: Worker) -> float:
+        """The memory-fraction flag for worker ``w``. The plan's fraction is of the memory it was sized on:
+        the GPU's, or with ``hardware.memory_bytes`` (``--use-free-memory``) what was free. vLLM applies
+        its flag to the device's whole memory and refuses to start when that exceeds what is free, so it
+        is given the same bytes as a fraction of the whole, rounded down (0.92 of 111.76 GiB free on a
+        139.80 GiB H200 is 0.7354)."""
+        free = self.profile.hardware.memory_bytes
+        if self.engine_name != "vllm" or free is None or w.gpu is not None:
+            return w.gpu_memory_utilization
+        from servewise.estimator.resolve import resolve_hardware
+
+        total = resolve_hardware(self.profile.hardware).gpu.memory_bytes
+        if free >= total:
+            return w.gpu_memory_utilization
+        return math.floor(w.gpu_memory_utilization * free / total * 1e4) / 1e4
 
 
 def _slug(text: str, limit: int = 40) -> str:

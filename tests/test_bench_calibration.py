@@ -106,6 +106,19 @@ def test_estimate_applies_the_profiles_calibration_with_provenance(profile):
     assert any("ISL 2048 / OSL 64; this workload is 1024 / 64" in n for n in notes)
 
 
+def test_at_a_request_rate_the_calibration_corrects_latencies_not_the_offered_rate(tmp_path):
+    """A throughput factor measured in a closed loop cannot make a system serve more (or fewer) requests
+    than arrive: at 0.5 requests/s the calibrated estimate still completes 0.5 requests/s."""
+    rated = load_profile(write_profile(tmp_path / "r.yaml", isl=1024, osl=64, load={"request_rate": 0.5}))
+    raw = estimate(rated).perf
+    dep = deployment_of(rated, estimate(rated).engine_version, rated.plan)
+    pts = _pts("output_tokens_per_s", [(1, 0.5), (16, 0.5)]) + _pts("tpot", [(1, 2.0), (16, 2.0)])
+    est = estimate(_with_calibration(rated, points=pts, deployment=dep))
+    assert est.perf.requests_per_s == pytest.approx(0.5, rel=1e-3) == raw.requests_per_s
+    assert est.perf.output_tokens_per_s == raw.output_tokens_per_s
+    assert est.perf.tpot_ms == pytest.approx(raw.tpot_ms * 2.0, rel=1e-3)
+
+
 def test_outside_the_measured_concurrencies_the_estimate_says_so(profile):
     dep = deployment_of(profile, estimate(profile).engine_version, profile.plan)
     est = estimate(_with_calibration(profile, points=_pts("tpot", [(1, 2.0), (2, 1.5)]), deployment=dep))

@@ -80,3 +80,21 @@ def test_replay_is_byte_identical_and_refuses_overwrite(tmp_path, path):
     assert {f: (a / f).stat().st_mtime_ns for f in files_a} == before
     assert run_cli("--profile", str(path), "--out", str(a), "--force").code == 0
     assert all((a / f).stat().st_mode & 0o111 for f in files_a if f.suffix == ".sh")
+
+
+def test_every_positional_argument_says_what_it_is():
+    """`--help` of every (sub)command explains its positional arguments (`profile diff -` reads stdin)."""
+    import argparse
+
+    from servewise.wizard.cli import build_parser
+
+    def parsers(p: argparse.ArgumentParser):
+        yield p
+        for act in p._actions:
+            if isinstance(act, argparse._SubParsersAction):
+                for child in act.choices.values():
+                    yield from parsers(child)
+
+    bare = [f"{p.prog} {a.dest}" for p in parsers(build_parser()) for a in p._actions
+            if not a.option_strings and not isinstance(a, argparse._SubParsersAction) and not a.help]
+    assert bare == []

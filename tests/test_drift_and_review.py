@@ -127,3 +127,13 @@ def test_replan_save_pins_the_estimates_and_engine_version(tmp_path, stable):
     r = run_cli("--profile", str(stable), "--replan", "--save", str(p2))
     assert r.code == 0, r.err
     assert yaml.safe_load(p2.read_text()) == yaml.safe_load(stable.read_text())
+
+
+def test_drift_hint_repeats_the_set_overrides_it_drifted_with(tmp_path, stable):
+    """The hinted command re-plans what this replay re-planned: without the ``--set`` the file as it
+    stands would be re-planned, which need not drift at all."""
+    r = run_cli("--profile", str(stable), "--set", "workload.isl=100", "--set", "model.served_name=my model")
+    drift = [line for line in r.err.splitlines() if line.startswith("drift:")]
+    assert r.code == 0 and len(drift) == 1, r.err
+    assert (f"`servewise --profile {stable} --set workload.isl=100 --set 'model.served_name=my model' --replan "
+            "--save P2`") in drift[0]

@@ -118,3 +118,24 @@ def test_heterogeneous_estimate_says_which_pool_runs_on_which_gpu():
                 "--prefill-tp", "4", "--decode-tp", "4", "--prefill-gpu", "h200-sxm")
     assert r.code == 0, r.err
     assert r.out.splitlines()[0].startswith("Qwen/Qwen3-32B on 4 x h200-sxm (prefill) + 4 x h100-sxm (decode),")
+
+
+def test_batch_limit_defaults_are_the_ones_the_help_states():
+    """Without --max-num-seqs / --max-num-batched-tokens an aggregated estimate takes the engine's own
+    defaults for the GPU (vLLM 0.33 on an H100: 1024 / 8192), not the load, as --help says."""
+    from servewise.estimator.engine_defaults import batch_defaults
+    from servewise.perfdata.gpus import get_gpu
+
+    gpu = get_gpu("h100-sxm")
+    want = batch_defaults("vllm", "0.33.0", gpu, gpu.memory_bytes, 1, 16000)
+    code, doc, _ = _memory("--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", "--engine-version",
+                           "0.33.0", "--max-model-len", "16000", "--concurrency", "8")
+    w = doc["plan"]["worker"]
+    assert code == 0 and (w["max_num_seqs"], w["max_num_batched_tokens"]) == (want.max_num_seqs,
+                                                                              want.max_num_batched_tokens)
+    assert w["max_num_seqs"] != 8                       # not the load
+    from servewise.wizard.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    help_text = " ".join(sub.choices["estimate"].format_help().split())
+    assert "(default: the load)" not in help_text and "aggregated, the engine's own for this GPU" in help_text

@@ -154,6 +154,19 @@ def test_pipeline_parallel_splits_the_batch_into_micro_batches():
     assert math.isfinite(pp2) and pp2 > 0 and pp2 != one
 
 
+def test_pipeline_parallel_never_shortens_one_prompt():
+    """A prompt is one sequence: it passes the stages one after another, so its prefill step costs at
+    least the whole model at all its tokens (it was split into pp micro-batches, and one request's
+    TTFT fell by a third from PP1 to PP2); several prompts do fill the stages."""
+    t = target("meta-llama/Llama-3.1-70B-Instruct")
+    kw = dict(prefill_tokens=2048, prefill_ctx=1024, prefill_seqs=1)
+    one = float(total(t, tp=4, **kw))
+    for pp in (2, 4):
+        assert float(step_time(t, Parallel.of(tp=4, pp=pp), **kw).total_s) >= one
+    four = dict(prefill_tokens=4 * 2048, prefill_ctx=1024, prefill_seqs=4)
+    assert float(step_time(t, Parallel.of(tp=4, pp=4), **four).total_s) < 0.5 * float(total(t, tp=4, **four))
+
+
 def test_step_time_broadcasts_over_candidate_axes():
     t = target("meta-llama/Llama-3.1-70B-Instruct")
     tp = np.array([1, 2, 4, 8])[:, None]

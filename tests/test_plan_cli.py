@@ -171,3 +171,31 @@ def test_mode_agg_with_a_prefill_gpu_is_refused_naming_the_flag():
     r = run_cli("plan", "--model", "Qwen/Qwen3-0.6B", "--gpu", "h100-sxm", "--gpus", "2", "--mode", "agg",
                 "--prefill-gpu", "h200-sxm")
     assert r.code == 2 and r.err.startswith("servewise: --prefill-gpu:"), r.err
+
+
+def test_saved_profile_sizes_the_model_cache_for_the_checkpoint(tmp_path):
+    """The default 200Gi PVC cannot hold Llama-3.1-405B (756 GiB in bf16): ``plan --save`` raises it so
+    the saved profile's Kubernetes artifacts render; a model that fits keeps the default."""
+    big = tmp_path / "big.yaml"
+    r = run_cli("plan", "--model", "meta-llama/Llama-3.1-405B-Instruct", "--gpu", "h100-sxm", "--gpus", "16",
+                "--isl", "2000", "--osl", "200", "--ttft-ms", "3000", "--tpot-ms", "50", "--save", str(big))
+    assert r.code == 0, r.err
+    assert load_profile(big).deploy.model_cache_size == "756Gi"
+    assert run_cli("--profile", str(big), "--out", str(tmp_path / "out"), "--strict").code == 0
+    small = tmp_path / "small.yaml"
+    assert run_cli(*SCENARIO_A, "--save", str(small)).code == 0
+    assert load_profile(small).deploy.model_cache_size == "200Gi"
+
+
+def test_disaggregated_only_on_one_gpu_says_why_nothing_was_searched():
+    """--mode disagg on one GPU searches nothing: the reason is the GPU count (not memory, which was never
+    checked), and without targets the summary does not speak of an SLA."""
+    argv = ["plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", "--mode", "disagg"]
+    r = run_cli(*argv, "--json")
+    doc = json.loads(r.out)
+    assert r.code == 1 and r.err == "" and not doc["feasible"]
+    assert doc["reason"] == "disaggregated not searched: it needs at least 2 GPUs"
+    assert any(a["kind"] == "more_gpus" and a["value"] == 2 for a in doc["advice"])
+    human = run_cli(*argv).out
+    assert "no configuration is feasible: disaggregated not searched: it needs at least 2 GPUs" in human
+    assert "meets the SLA" not in human

@@ -171,6 +171,24 @@ def test_readme_shows_estimates_with_bands():
     assert "provenance: fitted model" in readme
 
 
+@pytest.mark.parametrize("name, charts", [("qwen3-32b-8xh200-vllm.yaml", 2), ("llama-3.1-70b-8xh100-disagg-vllm.yaml", 1),
+                                           ("qwen3-32b-4xh100-sglang.yaml", 1)])
+def test_readme_asks_to_pick_one_chart_only_when_there_are_two(name: str, charts: int):
+    files = render(load_profile(EXAMPLES / name), ["helm"])
+    assert sum(f.endswith("-values.yaml") for f in files) == charts
+    assert ("Use one of the charts, not both." in files["README.md"]) == (charts > 1)
+
+
+def test_readme_without_pinned_estimates_points_at_estimate_not_only_at_a_replan():
+    """`plan --save` re-plans and may replace a hand-written configuration; `estimate --profile` gives
+    this configuration's figures, so the README names it (and what the re-plan does)."""
+    doc = _doc("qwen3-32b-8xh200-vllm.yaml")
+    doc["plan"]["estimates"] = None
+    readme = " ".join(render(profile_from_dict(doc), ["shell"])["README.md"].split())
+    assert "`servewise estimate --profile <profile>` shows them for this configuration" in readme
+    assert "re-plans (it may choose another configuration)" in readme
+
+
 def test_served_name_that_looks_like_a_flag_is_refused():
     doc = _doc("qwen3-32b-8xh200-vllm.yaml")
     doc["model"]["served_name"] = "--port"
@@ -215,3 +233,24 @@ def test_a_service_port_without_room_for_every_instance_is_refused(name: str):
     files = render(profile_from_dict(doc))
     ports = [int(x) for text in files.values() for x in re.findall(r"\b(6[0-9]{4})\b", text)]
     assert ports and max(ports) == 65535
+
+
+def test_a_model_cache_smaller_than_the_checkpoint_is_refused_for_the_pvc_targets(tmp_path):
+    """The PVC must hold the checkpoint as downloaded (405B in bf16: 756 GiB); shell and compose use the
+    host's cache and are not concerned."""
+    prof = str(EXAMPLES / "llama-3.1-405b-2x8xh100-multinode-vllm.yaml")
+    small = ["--set", "deploy.model_cache_size=700Gi"]
+    r = run_cli("render", "--profile", prof, "--out", str(tmp_path / "a"), *small, "--target", "k8s")
+    assert r.code == 2 and "deploy.model_cache_size: 700Gi cannot hold the checkpoint" in r.err, r.err
+    assert "at least 756Gi" in r.err and not (tmp_path / "a").exists()
+    assert run_cli("render", "--profile", prof, "--out", str(tmp_path / "b"), *small, "--target", "shell").code == 0
+    assert run_cli("render", "--profile", prof, "--out", str(tmp_path / "c"), "--set",
+                   "deploy.model_cache_size=756Gi", "--target", "k8s").code == 0
+
+
+def test_a_bf16_checkpoint_quantized_at_load_is_sized_as_downloaded():
+    from servewise.estimator.resolve import checkpoint_gib
+
+    prof = load_profile(EXAMPLES / "llama-3.1-8b-1xl4-vllm.yaml")
+    assert prof.model.weights_dtype == "fp8"
+    assert checkpoint_gib(prof.model) == 15, "the bf16 download, not the fp8 weights served"

@@ -4,9 +4,11 @@ PATH record the argv), checked against the pinned version's flag list and the pl
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 
 import pytest
+import yaml
 
 from servewise.render.context import build_render_context
 
@@ -100,6 +102,18 @@ def test_scripts_run_and_pass_the_flag_lists(stem: str, shared_dir):
             assert_modelled_values(r, inst, parsed)
 
 
+def vllm_fraction(profile, w) -> float:  # type: ignore[no-untyped-def]
+    """vLLM's flag is of the whole GPU; a plan sized on free memory (hardware.memory_bytes) gives the same
+    bytes: fraction x free / whole, rounded down to 4 decimals."""
+    from servewise.perfdata import get_gpu
+
+    free = profile.hardware.memory_bytes
+    if free is None or w.gpu is not None or not isinstance(profile.hardware.gpu, str):
+        return w.gpu_memory_utilization
+    whole = get_gpu(profile.hardware.gpu).memory_bytes
+    return w.gpu_memory_utilization if free >= whole else math.floor(w.gpu_memory_utilization * free / whole * 1e4) / 1e4
+
+
 def assert_modelled_values(r, inst, parsed) -> None:  # type: ignore[no-untyped-def]
     """The flags carry the plan's values (one mapping per engine)."""
     w, m = inst.worker, r.profile.model
@@ -111,7 +125,7 @@ def assert_modelled_values(r, inst, parsed) -> None:  # type: ignore[no-untyped-
         assert ("--enable-expert-parallel" in parsed.flags) == (w.ep > 1)
         assert int(f["--max-num-seqs"]) == w.max_num_seqs
         assert int(f["--max-num-batched-tokens"]) == w.max_num_batched_tokens
-        assert float(f["--gpu-memory-utilization"]) == w.gpu_memory_utilization
+        assert float(f["--gpu-memory-utilization"]) == vllm_fraction(r.profile, w)
         if m.max_model_len:
             assert int(f["--max-model-len"]) == m.max_model_len
         model = parsed.positional[0] if parsed.program == "vllm serve" else f["--model"]
@@ -204,3 +218,33 @@ def test_disaggregated_scripts_across_nodes(name: str, gpus_per_node: int, share
             urls = [v[0].removeprefix("http://") for f in ("--prefill", "--decode") for v in parsed.flags[f]]
         expected = [f"10.0.0.{i.first_node + 1}:{i.port}" for i in rc.instances]
         assert urls == expected
+
+
+def test_a_vllm_plan_sized_on_free_memory_gives_vllm_the_same_bytes_of_the_whole_gpu(shared_dir):
+    """``--use-free-memory`` sizes the plan on what is free (hardware.memory_bytes); vLLM applies its
+    fraction to the whole GPU and refuses to start above what is free, so the flag carries the planned
+    bytes as a fraction of the whole: 0.92 of 120 GB free on an H200 (139.80 GiB) is 0.7354."""
+    from servewise.estimator import estimate
+    from servewise.perfdata import get_gpu
+    from servewise.profiles import load_profile
+    from servewise.profiles.store import profile_from_dict, profile_to_dict
+
+    from .conftest import EXAMPLES
+    from .validators.artifacts import render_to
+
+    doc = profile_to_dict(load_profile(EXAMPLES / "qwen3-32b-8xh200-vllm.yaml"))
+    doc["hardware"]["memory_bytes"] = 120_000_000_000
+    prof = profile_from_dict(doc)
+    w = prof.plan.worker
+    r = render_to(prof, "vllm-free-memory")
+    cap = run_script(r.root / "shell" / "serve.sh", {"INSTANCE": "0"}, "vllm-free-memory")
+    parsed = parse_and_check(shared_dir, cap.argv, r.versions)
+    given = float({k: v[0][0] for k, v in parsed.flags.items() if v and v[0]}["--gpu-memory-utilization"])
+    whole = get_gpu("h200-sxm").memory_bytes
+    assert given == math.floor(w.gpu_memory_utilization * 120e9 / whole * 1e4) / 1e4 < w.gpu_memory_utilization
+    budget = estimate(prof).memory.budget_bytes
+    assert given * whole <= 120e9 and abs(given * whole - budget) < 1e-4 * whole, "vLLM's budget is the modelled one"
+    assert_modelled_values(r, build_render_context(prof).role_instances("agg")[0], parsed)
+    values = yaml.safe_load(r.files["helm/vllm-stack-values.yaml"])
+    assert values["servingEngineSpec"]["modelSpec"][0]["vllmConfig"]["gpuMemoryUtilization"] == given
+    assert f"(given to the engine as {given} of the whole GPU)" in r.files["README.md"]

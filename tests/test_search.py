@@ -137,6 +137,8 @@ def test_candidates_match_estimate_and_serve_the_load(load):
                 assert c.plan.replicas * w.workers * w.dp * w.max_num_seqs >= 24
             elif "request_rate" in load:
                 assert c.perf.requests_per_s == pytest.approx(3.0, rel=0.01)
+                e2e_s = (c.perf.ttft_ms + 255 * c.perf.tpot_ms) / 1e3     # Little's law, as disaggregated
+                assert c.perf.concurrency == pytest.approx(c.perf.requests_per_s * e2e_s, rel=2e-3), mode
             else:
                 assert c.gpus_charged == 4
 
@@ -310,3 +312,22 @@ def test_request_rates_beyond_capacity_are_infeasible_points():
     assert unsustained > 0                    # some evaluated candidates cannot take 20 requests/s
     r = plan_in_context(build_context(profile(gpus=2, load={"request_rate": 1e4})), SearchOptions())
     assert not r.feasible and "serves the load" in r.reason
+
+
+def test_engine_defaults_follow_the_device_memory_not_what_is_free():
+    """vLLM and SGLang pick their batch defaults by the GPU's memory; a plan sized on free memory
+    (hardware.memory_bytes) must not drop to a smaller GPU's defaults (vLLM on an H100: 1024 / 8192,
+    not 256 / 2048)."""
+    from servewise.estimator.context import build_context
+    from servewise.estimator.search_space import engine_batch_defaults
+    from servewise.profiles import load_profile
+    from servewise.profiles.store import profile_from_dict, profile_to_dict
+
+    from .conftest import EXAMPLES
+
+    for engine in ("vllm", "sglang"):
+        doc = profile_to_dict(load_profile(EXAMPLES / "qwen3-32b-8xh200-vllm.yaml"))
+        doc["engine"] = {**doc["engine"], "name": engine, "version": None, "image": None}
+        whole = engine_batch_defaults(build_context(profile_from_dict(doc)), 1)
+        doc["hardware"]["memory_bytes"] = 30 * 1024**3
+        assert engine_batch_defaults(build_context(profile_from_dict(doc)), 1) == whole, engine

@@ -85,3 +85,16 @@ def test_reason_names_node_placement_when_memory_is_not_what_fails():
     assert not r.feasible
     assert r.reason.startswith("no configuration fits in memory and serves the load; ")
     assert "whole nodes of 6 GPUs" in r.reason and "TP4 PP4" in r.reason
+
+
+def test_weights_too_big_for_two_doublings_still_get_the_gpu_count():
+    """Qwen3-32B (61 GiB of BF16 weights) on one L4 (20 GiB budget): two L4s do not hold it either, but
+    four do. Nothing fitting at one count and at twice it is no sign that more GPUs cannot help."""
+    p = profile(model="Qwen/Qwen3-32B", gpu="l4", gpus=1, load={"max_throughput": True}, ttft=10000, tpot=500,
+                modes=("agg",))
+    r = plan(p)
+    assert not r.feasible
+    kinds = {a.kind: a for a in r.advice}
+    assert "more_gpus" in kinds, [a.message for a in r.advice]
+    assert kinds["more_gpus"].value == 4
+    assert plan(_apply(p, kinds["more_gpus"].change)).feasible

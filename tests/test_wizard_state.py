@@ -116,3 +116,20 @@ def test_detection_through_a_fake_nvml(scenario, expect):
     else:
         assert got == expect and det.groups[0].hardware.source == "nvml"
         assert 0 < det.groups[0].free_memory_bytes <= det.groups[0].hardware.fingerprint.memory_bytes[0]
+
+
+def test_fewer_gpus_than_detected_keep_only_theirs_in_the_fingerprint():
+    """As ``plan --detect --gpus N``: planning on 2 of 8 detected GPUs records those 2, so a replay on a
+    2-GPU machine does not warn; more than detected (more nodes of this machine) keeps what was seen."""
+    from servewise.profiles.schema import Fingerprint, Hardware
+    from servewise.profiles.detected_hardware import with_counts
+
+    fp = Fingerprint(names=[f"NVIDIA H100 80GB HBM3 #{i}" for i in range(8)], count=8,
+                     memory_bytes=[85_520_809_984 + i for i in range(8)], driver_version="580.95.05")
+    hw = Hardware(gpu="h100-sxm", gpus_per_node=8, nodes=1, source="nvml", fingerprint=fp)
+    two = with_counts(hw, 2, 1)
+    assert two.total_gpus == 2 and two.fingerprint is not None
+    assert (two.fingerprint.count, two.fingerprint.names, two.fingerprint.memory_bytes) == (
+        2, fp.names[:2], fp.memory_bytes[:2])
+    assert two.fingerprint.driver_version == "580.95.05"
+    assert with_counts(hw, 8, 2).fingerprint == fp

@@ -172,8 +172,12 @@ def add_parallel_flags(p: argparse.ArgumentParser) -> None:
     for name in ("tp", "pp", "dp", "ep"):
         g.add_argument(f"--{name}", type=_positive_int, default=1, help=f"{name.upper()} size (default 1)")
     g.add_argument("--replicas", type=_positive_int, help="aggregated replicas (default: fill the GPUs)")
-    g.add_argument("--max-num-seqs", type=_positive_int, help="batch limit per worker (default: the load)")
-    g.add_argument("--max-num-batched-tokens", type=_positive_int, help="tokens per engine step (default 8192)")
+    g.add_argument("--max-num-seqs", type=_positive_int, help=(
+        "batch limit per worker (default: aggregated, the engine's own for this GPU; disaggregated, the load "
+        "per decode worker and 16 for prefill; with --max-throughput, what the KV cache holds)"))
+    g.add_argument("--max-num-batched-tokens", type=_positive_int, help=(
+        "tokens per engine step (default: aggregated, the engine's own for this GPU; disaggregated 8192, "
+        "and at least the ISL for prefill)"))
     for role in ("prefill", "decode"):
         g.add_argument(f"--{role}-tp", type=_positive_int, help=f"{role} worker TP")
         g.add_argument(f"--{role}-workers", type=_positive_int, default=1, help=f"{role} workers (default 1)")

@@ -53,7 +53,7 @@ def engine_args(rc: RenderContext, inst: Instance) -> list[str]:
     if p.model.max_model_len:
         args += ["--max-model-len", str(p.model.max_model_len)]
     args += ["--max-num-seqs", str(w.max_num_seqs), "--max-num-batched-tokens", str(w.max_num_batched_tokens),
-             "--gpu-memory-utilization", num(w.gpu_memory_utilization)]
+             "--gpu-memory-utilization", num(rc.memory_fraction(w))]
     args += checkpoint_args(rc)
     if inst.role != "agg":
         args += ["--kv-transfer-config", kv_transfer_config(rc, inst.role)]

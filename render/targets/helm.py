@@ -65,7 +65,7 @@ def _vllm_stack(rc: RenderContext) -> tuple[dict[str, Any] | None, str]:
     vllm_config: dict[str, Any] = {"tensorParallelSize": w.tp}
     if rc.profile.model.max_model_len:
         vllm_config["maxModelLen"] = rc.profile.model.max_model_len
-    vllm_config.update({"maxNumSeqs": w.max_num_seqs, "gpuMemoryUtilization": w.gpu_memory_utilization,
+    vllm_config.update({"maxNumSeqs": w.max_num_seqs, "gpuMemoryUtilization": rc.memory_fraction(w),
                         "enablePrefixCaching": True, "enableChunkedPrefill": True, "extraArgs": extra})
     spec = {"name": rc.name, "repository": repo, "tag": tag, "modelURL": rc.model_id,
             "replicaCount": len(rc.instances), "requestCPU": 8, "requestMemory": "64Gi",

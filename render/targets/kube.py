@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from servewise.profiles.schema import quantity_bytes
 from servewise.render.command import Command, Expr
 from servewise.render.context import RenderContext
 
@@ -95,3 +96,17 @@ def configmap(rc: RenderContext, extra: dict[str, str] | None = None) -> dict[st
 def gpu_resources(gpus: int) -> dict[str, Any]:
     n = str(gpus)
     return {"limits": {"nvidia.com/gpu": n}, "requests": {"nvidia.com/gpu": n}}
+
+
+
+def check_model_cache(rc: RenderContext) -> None:
+    """A model-cache PVC smaller than the checkpoint fails the pod at download time; refuse it here."""
+    from servewise.estimator.resolve import checkpoint_gib
+    from servewise.render.errors import RenderError
+
+    d = rc.profile.deploy
+    need_gib = checkpoint_gib(rc.profile.model)
+    if need_gib is not None and quantity_bytes(d.model_cache_size) < need_gib * 1024**3:
+        raise RenderError(f"{d.model_cache_size} cannot hold the checkpoint of {rc.profile.model.id} "
+                          f"({need_gib} GiB as stored); set it to at least {need_gib}Gi",
+                          field="deploy.model_cache_size")

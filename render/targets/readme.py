@@ -16,12 +16,15 @@ def _md(text: str) -> str:
     return comment_safe(text).replace("|", "\\|").replace("`", "'")
 
 
-def _worker(w: Worker) -> str:
+def _worker(rc: RenderContext, w: Worker) -> str:
     par = f"TP{w.tp}" + (f" PP{w.pp}" if w.pp > 1 else "") + (f" DP{w.dp}" if w.dp > 1 else "") + \
         (f" EP{w.ep}" if w.ep > 1 else "") + (" (attention DP)" if w.attention_dp else "")
+    given = rc.memory_fraction(w)
+    note = "" if given == w.gpu_memory_utilization else \
+        f" of the free memory planned on (given to the engine as {given} of the whole GPU)"
     return (f"{par} = {w.gpus_per_worker} GPU(s) per worker x {w.workers} worker(s); max_num_seqs "
             f"{w.max_num_seqs}, max_num_batched_tokens {w.max_num_batched_tokens}, memory fraction "
-            f"{w.gpu_memory_utilization}")
+            f"{w.gpu_memory_utilization}{note}")
 
 
 def _band(est: dict, key: str, unit: str, fmt: str = "{:.1f}") -> str | None:
@@ -87,7 +90,9 @@ def _sections(rc: RenderContext, files: list[str]) -> list[tuple[str, str]]:
             body += ["helm repo add llm-d-modelservice https://llm-d-incubation.github.io/llm-d-modelservice/",
                      f"helm install {rc.name} llm-d-modelservice/llm-d-modelservice -n {d.namespace} "
                      "-f helm/llm-d-modelservice-values.yaml"]
-        s.append(("Helm", "```bash\n" + "\n".join(body) + "\n```\nUse one of the charts, not both."))
+        charts = [f for f in ("helm/vllm-stack-values.yaml", "helm/llm-d-modelservice-values.yaml") if f in files]
+        s.append(("Helm", "```bash\n" + "\n".join(body) + "\n```" +
+                  ("\nUse one of the charts, not both." if len(charts) > 1 else "")))
     if any(f.startswith("k8s/") for f in files):
         body = [f"kubectl create namespace {d.namespace}",
                 f"kubectl create secret generic {d.hf_token_secret} -n {d.namespace} "
@@ -110,9 +115,9 @@ def render_readme(rc: RenderContext, files: list[str]) -> dict[str, str]:
     plan = rc.plan
     rows = [("replicas", str(plan.replicas))]
     if isinstance(plan, AggPlan):
-        rows.append(("worker", _worker(plan.worker)))
+        rows.append(("worker", _worker(rc, plan.worker)))
     else:
-        rows += [("prefill", _worker(plan.prefill)), ("decode", _worker(plan.decode))]
+        rows += [("prefill", _worker(rc, plan.prefill)), ("decode", _worker(rc, plan.decode))]
     est = plan.estimates.model_dump() if plan.estimates else {}
     lines = [s for s in (
         _band(est, "ttft_ms", "ms"), _band(est, "tpot_ms", "ms", "{:.2f}"),

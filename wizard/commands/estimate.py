@@ -39,7 +39,7 @@ def build_profile(a: argparse.Namespace):
     a = argparse.Namespace(**vars(a))
     if a.mode == "agg":
         hw = ctx.hardware
-        d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.memory_bytes, a.tp, ctx.max_model_len)
+        d = batch_defaults(ctx.engine_name, ctx.engine.version, hw.gpu, hw.gpu.memory_bytes, a.tp, ctx.max_model_len)
         a.max_num_seqs = a.max_num_seqs or d.max_num_seqs
         a.max_num_batched_tokens = a.max_num_batched_tokens or d.max_num_batched_tokens
     fraction = default_memory_fraction(ctx, a.tp, a.pp)
@@ -60,7 +60,7 @@ def run(a: argparse.Namespace) -> int:
         print_json(est)
     else:
         print(format_estimate(est))
-    return ExitCode.OK if est.feasible else ExitCode.INFEASIBLE
+    return ExitCode.OK if est.feasible and est.meets_sla is not False else ExitCode.INFEASIBLE
 
 
 def memory_rows(m: MemoryEstimate) -> list[list[str]]:
@@ -128,6 +128,19 @@ def format_role(r: RolePerf) -> str:
             f"({100 * r.utilization:.0f}% busy)")
 
 
+def format_sla(e: Estimate) -> str:
+    """``SLA (p90): TTFT 281 ms <= 300: met; TPOT 12.1 ms > 10: missed`` for the targets set."""
+    sla = e.sla
+    assert sla is not None
+    checks = []
+    for name, value, target in (("TTFT", e.ttft_ms_at_percentile, sla.ttft_ms), ("TPOT", e.tpot_ms_at_percentile,
+                                                                                   sla.tpot_ms)):
+        if target is not None and value is not None:
+            ok = value <= target
+            checks.append(f"{name} {value:,.4g} ms {'<=' if ok else '>'} {target:g}: {'met' if ok else 'missed'}")
+    return f"SLA ({sla.percentile}): " + "; ".join(checks)
+
+
 def format_estimate(e: Estimate) -> str:
     where = f"{e.gpus} x {e.gpu}"
     if e.roles and any(r.gpu != e.gpu for r in e.roles.values()):  # heterogeneous pools: say which is where
@@ -143,7 +156,13 @@ def format_estimate(e: Estimate) -> str:
     for role, r in (e.roles or {}).items():
         if r.perf:
             parts += [f"{role} pool: " + format_role(r.perf)]
+    if e.meets_sla is not None and e.sla is not None:
+        parts += ["", format_sla(e)]
+    if e.cost_per_million_tokens_usd is not None:
+        parts += [f"cost: ${e.cost_per_million_tokens_usd:,.4g} per million output tokens over {e.gpus} GPUs"]
     if e.assumptions:
         parts += ["", "assumptions:", *(f"- {a}" for a in e.assumptions)]
-    parts += ["", "feasible" if e.feasible else f"NOT feasible: {e.reason}"]
+    verdict = f"NOT feasible: {e.reason}" if not e.feasible else \
+        "feasible, but the SLA is missed" if e.meets_sla is False else "feasible"
+    parts += ["", verdict]
     return "\n".join(parts)

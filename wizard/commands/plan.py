@@ -8,7 +8,7 @@ from servewise.estimator import plan
 from servewise.estimator.results import Candidate, PlanResult
 from servewise.perfdata.errors import located
 from servewise.profiles import load_profile, profile_from_dict, save_profile
-from servewise.profiles.schema import AggPlan, Profile, Worker
+from servewise.profiles.schema import AggPlan, Profile, Worker, quantity_bytes
 from servewise.wizard import flags
 from servewise.wizard.commands.estimate import format_memory
 from servewise.wizard.exitcodes import ExitCode
@@ -36,9 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def pinned(profile: Profile, result: PlanResult) -> Profile:
-    """``profile`` with ``result.chosen`` pinned: its plan, the figures it was chosen on, and the engine
-    version it was planned with."""
+    """``profile`` with ``result.chosen`` pinned: its plan, the figures it was chosen on, the engine
+    version it was planned with, and a model-cache volume large enough for the checkpoint."""
     from servewise.estimator.planning import estimates_of
+    from servewise.estimator.resolve import checkpoint_gib
 
     assert result.chosen is not None
     chosen = result.chosen
@@ -48,6 +49,9 @@ def pinned(profile: Profile, result: PlanResult) -> Profile:
     doc = profile.model_dump(mode="json")
     doc["plan"] = chosen.plan.model_copy(update={"estimates": estimates_of(chosen)}).model_dump(mode="json")
     doc["engine"]["version"] = result.engine_version
+    need_gib = checkpoint_gib(profile.model)
+    if need_gib is not None and quantity_bytes(profile.deploy.model_cache_size) < need_gib * 1024**3:
+        doc["deploy"]["model_cache_size"] = f"{need_gib}Gi"  # else the k8s / Helm artifacts are refused
     return profile_from_dict(doc, path="plan")
 
 
@@ -216,7 +220,8 @@ def format_plan(r: PlanResult) -> str:
             lines += ["", format_memory(rp.memory, f"Memory of the chosen configuration ({role}, TP{rp.worker.tp})")]
         lines += calibration_lines(r)
     else:
-        lines.append(f"no configuration meets the SLA: {r.reason}")
+        lines.append(f"no configuration {'meets the SLA' if r.sla.ttft_ms or r.sla.tpot_ms else 'is feasible'}: "
+                     f"{r.reason}")
     if any(r.candidates.values()):
         lines.append("")
         lines += pareto_chart(r)

@@ -17,9 +17,9 @@ ORDER = ("inputs", "plan", "estimates", "calibration", "deploy", "generator")
 
 def add_subparser(ps: argparse._SubParsersAction) -> None:
     d = ps.add_parser("diff", help="what changed between two profiles")
-    d.add_argument("old", type=flags.path)
-    d.add_argument("new", type=flags.path)
-    d.add_argument("--json", action="store_true")
+    d.add_argument("old", type=flags.path, help="the profile before ('-': read it from standard input)")
+    d.add_argument("new", type=flags.path, help="the profile after ('-': read it from standard input)")
+    d.add_argument("--json", action="store_true", help="print one JSON document")
     d.add_argument("--exit-code", action="store_true", help="exit 5 when the profiles differ (for CI)")
     d.set_defaults(handler=run_diff)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from servewise.estimator import plan
 from servewise.perfdata.errors import UsageError, located
@@ -123,6 +124,14 @@ def warn_if_model_changed(profile: Profile) -> None:
         info(f"warning: {why}; the pinned plan was sized for the recorded architecture (re-plan with --replan)")
 
 
+def replan_command(a: argparse.Namespace) -> str:
+    """The command that pins what this replay re-planned: the same profile and the same ``--set``
+    overrides (without them it would re-plan the file as it stands, which may not drift at all)."""
+    words = ["servewise", "--profile", str(a.profile), *(w for kv in a.set for w in ("--set", kv)),
+             "--replan", "--save"]
+    return " ".join(shlex.quote(w) for w in words) + " P2"
+
+
 def run_replay(a: argparse.Namespace) -> int:
     """Render the pinned plan (byte-identical artifacts), then report drift against a fresh plan."""
     from servewise.render import render  # the renderer (jinja2) loads only for commands that write artifacts
@@ -146,13 +155,13 @@ def run_replay(a: argparse.Namespace) -> int:
         if result.feasible and result.chosen is not None:
             fresh = pinned(profile, result)
         if profile.plan is not None and (fresh is None or not _same_configuration(profile, fresh)):
-            info(f"drift: {drift_summary(profile, fresh)}; `servewise --profile {a.profile} --replan --save P2` "
+            info(f"drift: {drift_summary(profile, fresh)}; `{replan_command(a)}` "
                  "pins the new plan (then `servewise profile diff` compares them)")
             if a.strict:
                 code = ExitCode.DRIFT
         elif profile.plan is not None and (moved := stale_estimates(profile, fresh)):
             info(f"note: the configuration stands but its pinned estimates do not ({moved}); the artifacts "
-                 f"show the pinned ones, `servewise --profile {a.profile} --replan --save P2` pins fresh ones")
+                 f"show the pinned ones, `{replan_command(a)}` pins fresh ones")
     target = profile
     if a.replan:
         if fresh is None:

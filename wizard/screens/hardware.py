@@ -9,6 +9,7 @@ from textual.validation import Integer
 from textual.widgets import DataTable, Input, Static
 
 from servewise.perfdata import GpuSpec, all_gpus, get_gpu
+from servewise.profiles.detected_hardware import with_counts
 from servewise.profiles.schema import Hardware
 from servewise.wizard.detected import Detected
 from servewise.wizard.screens.base import Navigate, StepScreen
@@ -185,7 +186,7 @@ class HardwareScreen(StepScreen):
         elif self.draft is not None and self._counts() is not None:
             hw = self.draft.hardware
             per_node, nodes = self._counts()  # type: ignore[misc]
-            new = Hardware.model_validate({**hw.model_dump(), "gpus_per_node": per_node, "nodes": nodes})
+            new = with_counts(hw, per_node, nodes)
             if new != hw:
                 self._show_selected(new)
                 self.edit(hardware=new)

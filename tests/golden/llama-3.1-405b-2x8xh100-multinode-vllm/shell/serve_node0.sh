@@ -21,7 +21,7 @@ exec vllm serve \
     --pipeline-parallel-size 2 \
     --max-model-len 16384 \
     --max-num-seqs 32 \
-    --max-num-batched-tokens 2048 \
+    --max-num-batched-tokens 4096 \
     --gpu-memory-utilization 0.92 \
     --nnodes 2 \
     --node-rank 0 \
