@@ -115,6 +115,10 @@ def layouts(ctx: Context, gpu: GpuSpec, gpus_per_node: int, budget_gpus: int) ->
         # trtllm-serve starts a worker across nodes only under an MPI launcher (Slurm or mpirun), which
         # servewise does not emit (render.engines.trtllm refuses such a plan): each worker within a node
         rows = [r for r in rows if r[0] * r[1] * r[2] <= gpus_per_node]
+    if ctx.engine_name == "vllm" and "k8s" in ctx.profile.deploy.targets:
+        # a LeaderWorkerSet gives every non-leader pod one template, so it can carry only one
+        # --data-parallel-start-rank: vLLM data parallel spans at most two nodes there (render refuses more)
+        rows = [r for r in rows if r[2] == 1 or r[0] * r[1] * r[2] <= 2 * gpus_per_node]
     if not rows:
         return Layouts(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
     arr = np.array(rows, dtype=np.int64)

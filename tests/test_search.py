@@ -331,3 +331,29 @@ def test_engine_defaults_follow_the_device_memory_not_what_is_free():
         whole = engine_batch_defaults(build_context(profile_from_dict(doc)), 1)
         doc["hardware"]["memory_bytes"] = 30 * 1024**3
         assert engine_batch_defaults(build_context(profile_from_dict(doc)), 1) == whole, engine
+
+
+def test_vllm_data_parallel_spans_at_most_two_nodes_when_kubernetes_is_a_target():
+    """A LeaderWorkerSet's shared worker template carries one --data-parallel-start-rank, so render refuses
+    vLLM data parallel over more than two nodes for k8s; the search does not offer what cannot deploy,
+    and offers it when only the shell / compose targets (one script per node) are asked for."""
+    from servewise.estimator.context import build_context
+    from servewise.estimator.search_space import layouts
+    from servewise.profiles import load_profile
+    from servewise.profiles.store import profile_from_dict, profile_to_dict
+
+    from .conftest import EXAMPLES
+
+    doc = profile_to_dict(load_profile(EXAMPLES / "qwen3-30b-a3b-8xh100-moe-ep-vllm.yaml"))
+    doc["hardware"].update(gpus_per_node=2, nodes=8)
+    doc["plan"] = None
+
+    def widest(targets: list[str]) -> int:
+        doc["deploy"]["targets"] = targets
+        ctx = build_context(profile_from_dict(doc))
+        lay = layouts(ctx, ctx.hardware.gpu, 2, 16)
+        spans = (lay.tp * lay.pp * lay.dp)[lay.dp > 1]
+        return int(spans.max()) if len(spans) else 0
+
+    assert widest(["shell", "compose", "helm", "k8s"]) == 4
+    assert widest(["shell", "compose"]) == 16
