@@ -254,3 +254,17 @@ def test_a_bf16_checkpoint_quantized_at_load_is_sized_as_downloaded():
     prof = load_profile(EXAMPLES / "llama-3.1-8b-1xl4-vllm.yaml")
     assert prof.model.weights_dtype == "fp8"
     assert checkpoint_gib(prof.model) == 15, "the bf16 download, not the fp8 weights served"
+
+
+def test_a_heterogeneous_prefill_pool_is_named_with_its_own_gpu(tmp_path):
+    """With hardware.prefill_gpu the prefill scripts say which GPU they run on, and the README says where
+    to place them (the scripts number GPUs per host)."""
+    p = tmp_path / "p.yaml"
+    assert run_cli("plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", "--gpus", "4",
+                   "--prefill-gpu", "h200-sxm", "--mode", "disagg", "--concurrency", "32", "--save", str(p)).code == 0
+    r = run_cli("render", "--profile", str(p), "--out", str(tmp_path / "out"), "--target", "shell")
+    assert r.code == 0, r.err
+    shell = tmp_path / "out" / "shell"
+    assert "prefill instance(s) of 1 x h200-sxm" in (shell / "serve_prefill.sh").read_text()
+    assert "decode instance(s) of 1 x h100-sxm" in (shell / "serve_decode.sh").read_text()
+    assert "the prefill pool on h200-sxm" in (tmp_path / "out" / "README.md").read_text()

@@ -137,7 +137,10 @@ def render_readme(rc: RenderContext, files: list[str]) -> dict[str, str]:
         "README.md.j2", title=_md(f"{rc.name}: {rc.model_id}"), generator=p.generator.servewise,
         model=_md(rc.model_id), weights=p.model.weights_dtype, kv=p.model.kv_cache_dtype,
         max_model_len=p.model.max_model_len or "model maximum",
-        hardware=f"{hw.total_gpus} x {hw.gpu_id} ({hw.nodes} node(s) of {hw.gpus_per_node})",
+        hardware=f"{hw.total_gpus} x {hw.gpu_id} ({hw.nodes} node(s) of {hw.gpus_per_node})" + (
+            f"; the prefill pool on {hw.prefill_gpu}: place its instances on {hw.prefill_gpu} hosts (the "
+            "scripts number GPUs per host; in Kubernetes add a node selector for that GPU)"
+            if hw.prefill_gpu and plan.mode == "disagg" else ""),
         engine=f"{rc.label}{runtime}", image=_md(rc.image),
         mode="aggregated" if plan.mode == "agg" else "disaggregated prefill/decode",
         plan_rows=rows, why=_why(rc), estimates=lines, run_sections=_sections(rc, files),

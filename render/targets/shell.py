@@ -126,7 +126,9 @@ def _role_scripts(rc: RenderContext, role: str) -> dict[str, str]:
     for rank in ranks:
         cmds = [engines.worker_command(rc, i, _site(rc, i, rank or 0)) for i in insts]
         gpus = None if first.multinode else [",".join(map(str, i.gpus)) for i in insts]
-        what = f"{first.worker.gpus_per_worker} x {rc.profile.hardware.gpu_id}"
+        hw = rc.profile.hardware
+        gpu = first.worker.gpu or (hw.prefill_gpu if role == "prefill" else None) or hw.gpu_id
+        what = f"{first.worker.gpus_per_worker} x {gpu}"
         title = (f"{rc.model_id}: {rc.label}{' on Dynamo' if rc.runtime == 'dynamo' else ''}, "
                  f"{ROLE_LABEL[role]} instance(s) of {what}" +
                  ("" if rank is None else f", node {rank} of {first.nnodes}"))
