@@ -199,3 +199,11 @@ def test_disaggregated_only_on_one_gpu_says_why_nothing_was_searched():
     human = run_cli(*argv).out
     assert "no configuration is feasible: disaggregated not searched: it needs at least 2 GPUs" in human
     assert "meets the SLA" not in human
+
+
+def test_saving_a_plan_for_an_engine_version_render_cannot_check_says_so(tmp_path):
+    r = run_cli("plan", "--model", "Qwen/Qwen3-0.6B", "--gpu", "h100-sxm", "--engine-version", "0.11.0",
+                "--save", str(tmp_path / "p.yaml"))
+    assert r.code == 0 and "note: vllm 0.11.0 is planned but cannot be rendered" in r.err, r.err
+    r = run_cli("plan", "--model", "Qwen/Qwen3-0.6B", "--gpu", "h100-sxm", "--save", str(tmp_path / "q.yaml"))
+    assert r.code == 0 and "note:" not in r.err

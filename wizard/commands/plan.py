@@ -55,6 +55,19 @@ def pinned(profile: Profile, result: PlanResult) -> Profile:
     return profile_from_dict(doc, path="plan")
 
 
+def unrenderable(profile: Profile) -> None:
+    """Say so when the saved profile's engine version has no accepted-flags list: it plans, but render
+    (and replay) will refuse to write its commands unchecked."""
+    from servewise.perfdata import get_engine
+
+    spec = get_engine(profile.engine.name)
+    ev = spec.version(profile.engine.version)
+    if not ev.flags_reference:
+        have = ", ".join(v.version for v in spec.versions if v.flags_reference)
+        info(f"note: {profile.engine.name} {ev.version} is planned but cannot be rendered (no accepted-flags "
+             f"list to check its commands against); render supports {have}")
+
+
 def calibrated(result: PlanResult) -> bool:
     """Whether the profile's user calibration (``servewise bench --calibrate``) applies to the chosen
     configuration: it was measured on that deployment."""
@@ -98,9 +111,11 @@ def run(a: argparse.Namespace) -> int:
     if not result.feasible:
         return ExitCode.INFEASIBLE
     if a.save:
-        save_profile(pinned(profile, result), a.save)
+        saved = pinned(profile, result)
+        save_profile(saved, a.save)
         if not a.json:
             info(f"saved {a.save}")
+            unrenderable(saved)
     return ExitCode.OK
 
 
