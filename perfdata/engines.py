@@ -185,6 +185,11 @@ class EngineSpec(_Strict):
         known = [e.version for e in self.versions]
         raise UnknownIdError(f"{self.display_name} version", v, known, hint=f"(supported: {', '.join(known)})")
 
+    @property
+    def renderable_versions(self) -> list[str]:
+        """The versions with an accepted-flags list: the ones whose commands render can check."""
+        return [e.version for e in self.versions if e.flags_reference]
+
 
 class DynamoEngine(_Strict):
     """One engine as a Dynamo release runs it."""

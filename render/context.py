@@ -87,7 +87,7 @@ def _engine_version(profile: Profile) -> EngineVersion:
     except UnknownIdError as e:
         raise RenderError(e.message, field="engine.version") from None
     if not ev.flags_reference:
-        have = ", ".join(v.version for v in spec.versions if v.flags_reference)
+        have = ", ".join(spec.renderable_versions)
         raise RenderError(f"{ENGINE_LABEL[profile.engine.name]} {ev.version} has no accepted-flags list in this "
                           f"servewise version, so its commands cannot be checked; render supports {have}",
                           field="engine.version")

@@ -63,7 +63,7 @@ def unrenderable(profile: Profile) -> None:
     spec = get_engine(profile.engine.name)
     ev = spec.version(profile.engine.version)
     if not ev.flags_reference:
-        have = ", ".join(v.version for v in spec.versions if v.flags_reference)
+        have = ", ".join(spec.renderable_versions)
         info(f"note: {profile.engine.name} {ev.version} is planned but cannot be rendered (no accepted-flags "
              f"list to check its commands against); render supports {have}")
 
